@@ -1,0 +1,87 @@
+# The README's two commands, and the developer commands around them. CMake does the building;
+# this file only names the build directories and the order of the steps.
+#
+#   make demo          Release build in build/release, then runs the programs in $(DEMO)
+#   make test          every test (unit, multiprocess, packaging): RelWithDebInfo in build/test
+#   make test-asan     the same tests under AddressSanitizer + UBSan, in build/asan
+#   make bench         Release build, then every bench/run_*.sh (medians, controls and peers)
+#   make format        clang-format -i on the C++ sources;  make format-check: only report
+#   make tidy          clang-tidy over runtime/ (.clang-tidy), with build/test's compile database
+#   make clean         removes build/
+#
+# Variables: JOBS (parallel builds and tests), DEMO, CTEST_ARGS (e.g. CTEST_ARGS='-R Queue'),
+# BENCH_ARGS (passed to every bench/run_*.sh after the binary directory: the repetitions),
+# BUILD_ROOT (build/).
+# Every target first runs scripts/install-deps, which is silent when nothing is missing.
+
+JOBS ?= $(shell nproc)
+BUILD_ROOT ?= build
+# The main job: the seeds' process examples until the Pool issue brings the efficiency comparison.
+DEMO ?= seed001_process_basics seed003_process_list seed004_four_tasks
+CTEST_ARGS ?=
+BENCH_ARGS ?=
+CMAKE ?= cmake
+CTEST ?= ctest
+CLANG_FORMAT ?= clang-format-16
+RUN_CLANG_TIDY ?= run-clang-tidy
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# `cmake -S . -B <dir>` is idempotent: it configures a new directory and refreshes an existing one.
+CONFIGURE = $(CMAKE) -S . -G Ninja --log-level=WARNING -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
+BUILD = $(CMAKE) --build
+# --timeout is the limit of a test that sets none (tests/CMakeLists.txt gives most their own).
+CTEST_RUN = $(CTEST) --output-on-failure --timeout 300 -j $(JOBS) $(CTEST_ARGS) --test-dir
+# The C++ sources: tracked files plus new ones not yet added, never what .gitignore excludes.
+SOURCES = git ls-files --cached --others --exclude-standard -- '*.cpp' '*.hpp' '*.h' '*.cc' '*.inl'
+
+.PHONY: help deps deps-lint demo test test-asan bench format format-check tidy clean
+
+help:
+	@sed -n '4,10s/^# //p' $(firstword $(MAKEFILE_LIST))
+
+deps:
+	@scripts/install-deps
+
+deps-lint:
+	@scripts/install-deps --lint
+
+demo: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF
+	$(BUILD) $(BUILD_ROOT)/release -j $(JOBS) --target $(DEMO)
+	@for d in $(DEMO); do echo "== examples/$$d"; $(BUILD_ROOT)/release/examples/$$d; done
+
+test: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(BUILD) $(BUILD_ROOT)/test -j $(JOBS)
+	$(CTEST_RUN) $(BUILD_ROOT)/test
+
+test-asan: export UBSAN_OPTIONS ?= print_stacktrace=1
+test-asan: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_SANITIZE='address;undefined'
+	$(BUILD) $(BUILD_ROOT)/asan -j $(JOBS)
+	$(CTEST_RUN) $(BUILD_ROOT)/asan
+
+bench: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF
+	$(BUILD) $(BUILD_ROOT)/release -j $(JOBS)
+	@ran=0; \
+	for script in bench/run_*.sh; do \
+	  echo "== $$script"; "$$script" $(BUILD_ROOT)/release/bench $(BENCH_ARGS); ran=1; \
+	done; \
+	if ((ran == 0)); then echo "make bench: no bench/run_*.sh scripts" >&2; exit 1; fi
+
+format: deps-lint
+	$(SOURCES) | xargs -r $(CLANG_FORMAT) -i
+
+format-check: deps-lint
+	$(SOURCES) | xargs -r $(CLANG_FORMAT) --dry-run --Werror
+
+tidy: deps-lint
+	$(CONFIGURE) -B $(BUILD_ROOT)/test -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(RUN_CLANG_TIDY) -p $(BUILD_ROOT)/test -j $(JOBS) -quiet '^$(CURDIR)/runtime/.*\.cpp$$'
+
+clean:
+	rm -rf $(BUILD_ROOT)

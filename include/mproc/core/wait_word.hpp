@@ -1,0 +1,210 @@
+// WaitWord: how every mproc primitive blocks. A waiter spins briefly, yields a few times, then
+// parks on a shared futex; a notifier skips the FUTEX_WAKE system call when nobody is parked.
+//
+// Why spin first: on the measured 2-core VM a futex sleep/wake round trip costs 33-46 us while a
+// spinning one costs 50-113 ns (docs/architecture.md). Why the spin is bounded: with two cores the
+// process a waiter waits for may need the waiter's core, so after the budget it yields, then parks
+// (tests run more processes than cores and must not livelock).
+//
+// A WaitWord does not own the condition it waits for. The caller keeps that state in its own
+// atomics (a ring index, a lock word, a flag) and passes a predicate `ready()` that reads it:
+//
+//   // waiter                                   // notifier
+//   ww.wait([&] {                               ready_flag.store(1, std::memory_order_release);
+//     return ready_flag.load(acquire) != 0;     ww.notify_one();
+//   });
+//
+// Memory ordering: if the notifier changes the state with release (or stronger) and ready() reads
+// it with acquire, everything the notifier did before that change is visible to the waiter once
+// wait() returns, in this process or another one mapping the same memory. The ordering must come
+// from the state itself because ready() may return true while spinning, before any WaitWord access.
+//
+// Lost wake-ups are impossible by these invariants (the [sync:wait_word.*] tags below refer to them):
+//
+//   1. A parking waiter performs, in this order: (W1) sleepers_ += 1, (W2) e = epoch_,
+//      (W3) ready(), (W4) futex_wait(epoch_, e). It decrements sleepers_ only after it stops
+//      parking, so from W1 to its return it counts as "parked or about to park".
+//   2. A notifier performs, in this order: (N1) change the state ready() reads (any memory order),
+//      (N2) epoch_ += 1, (N3) s = sleepers_, (N4) futex_wake(epoch_) only if s != 0.
+//   3. W1, W2, N2 and N3 are seq_cst, so they lie in one total order S consistent with program
+//      order. W1 -> W2 and N2 -> N3 are the two halves of a Dekker (store-buffer) pattern: with
+//      acquire/release alone, both loads could miss the other side's store (x86 store buffers
+//      allow it) and the waiter would park while the notifier skips the wake.
+//   4. If N3 precedes W1 in S (the notifier saw no sleeper), then N2 precedes W2 in S, so W2 reads
+//      N2's epoch or a later one. N2 is a release RMW and W2 an acquire load, so N1 happens before
+//      W3: ready() is true and the waiter does not park.
+//   5. Otherwise W1 precedes N3 in S: the notifier sees the waiter counted (its own decrement
+//      comes after it stopped parking) and calls futex_wake. If W2 read the epoch from before
+//      N2, the kernel's compare-and-enqueue in W4 either sees the bumped epoch (value_mismatch) or
+//      has already queued the waiter, which the wake then finds (futex(2) orders the two calls).
+//      If W2 read N2 or later, invariant 4's argument applies: ready() is true at W3.
+//   6. The epoch wraps after 2^32 notifies. A waiter that is held up between W2 and W4 (preempted,
+//      stopped) while exactly a multiple of 2^32 notifies happen would park on a matching stale
+//      epoch (ABA) until the next notify. That takes > 40 s of nonstop notifying; it is accepted.
+//
+// Cost when nobody sleeps: notify_*() is one RMW and one load on the WaitWord's line (no system
+// call); wait() on a ready condition is one call of ready().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <concepts>
+#include <cstdint>
+#include <thread>
+#include <type_traits>
+
+#include "mproc/detail/futex.hpp"
+
+namespace mproc::core {
+
+/// Tells the CPU that the caller is spinning: x86 `pause` (about 25 ns on the measured EPYC, up to
+/// 140 cycles on recent Intel parts) frees pipeline resources for the sibling hyperthread and
+/// avoids the memory-order mis-speculation when the spun-on line changes; aarch64 `yield` is the
+/// equivalent hint. Elsewhere it does nothing: the caller's atomic loads keep the loop honest.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+/// Spin-then-park waiting on a condition kept elsewhere, valid across processes.
+///
+/// Placement: lives in shared memory; standard layout, trivially destructible, 8 bytes, and a
+/// zero-filled region (a fresh ftruncate'd segment) is a valid idle WaitWord.
+/// Futex: the policy that parks and wakes (detail::SharedFutex in production; tests substitute
+/// counting or scheduling doubles).
+///
+/// One WaitWord should serve one condition. notify_one() wakes at most one parked waiter, so use
+/// it only when any single waiter can consume the change; otherwise use notify_all().
+template <detail::FutexPolicy Futex = detail::SharedFutex>
+class WaitWord {
+ public:
+  /// Pause iterations before yielding: 128 x ~25 ns is ~3 us on the measured machine, a tenth of a
+  /// futex round trip, and longer than the 50-113 ns a spinning round trip takes, so a partner that
+  /// is running answers within the budget while a descheduled one costs little.
+  static constexpr int kSpinIterations = 128;
+  /// std::this_thread::yield() rounds after spinning (~0.5 us each when nobody else is runnable):
+  /// they hand the core to a partner that shares it (2 cores, more processes) before the waiter
+  /// pays for a park. On a busy machine one yield may last a scheduler slice, which is the point:
+  /// the core went to someone else. Go's runtime lock (4 x 30 pauses, 1 yield, then futex) and
+  /// parking_lot's SpinWait (short spins, then up to 7 yields) follow the same scheme.
+  static constexpr int kYieldIterations = 4;
+
+  constexpr WaitWord() noexcept = default;
+  ~WaitWord() = default;  // trivial: shared memory is unmapped, never destroyed
+  WaitWord(const WaitWord&) = delete;
+  WaitWord& operator=(const WaitWord&) = delete;
+
+  /// Returns once ready() is true. ready() is called repeatedly, from this thread only, and should
+  /// read the condition with acquire if the waiter needs data published before it.
+  /// @concurrent any; blocks.
+  template <class Ready>
+    requires std::predicate<Ready&>
+  void wait(Ready ready) noexcept(std::is_nothrow_invocable_v<Ready&>) {
+    if (spin(ready, nullptr)) return;
+    const SleeperScope announced(sleepers_);  // W1
+    for (;;) {
+      // [sync:wait_word.epoch] seq_cst load (W2): reads the epoch before re-checking ready(); pairs
+      // with the seq_cst fetch_add in notify() (N2). See invariants 3-5.
+      const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
+      if (ready()) return;        // W3
+      Futex::wait(epoch_, seen);  // W4
+    }
+  }
+
+  /// Like wait() but gives up at `deadline` (steady_clock). Returns ready() as last observed: true
+  /// when the condition holds, false on timeout. @concurrent any; bounded blocking.
+  template <class Ready>
+    requires std::predicate<Ready&>
+  bool wait_until(Ready ready, std::chrono::steady_clock::time_point deadline) noexcept(
+      std::is_nothrow_invocable_v<Ready&>) {
+    if (spin(ready, &deadline)) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return ready();
+    const SleeperScope announced(sleepers_);  // W1
+    for (;;) {
+      // [sync:wait_word.epoch] seq_cst load (W2): pairs with the seq_cst fetch_add in notify() (N2).
+      const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
+      if (ready()) return true;  // W3
+      if (Futex::wait_until(epoch_, seen, deadline) == detail::FutexWaitResult::timed_out) return ready();
+    }
+  }
+
+  /// Wakes one parked waiter, if any. Call it after changing the state ready() reads.
+  /// @concurrent any; never blocks; no system call when nobody is parked.
+  void notify_one() noexcept { notify(1); }
+
+  /// Wakes every parked waiter. @concurrent any; never blocks; no system call when nobody is parked.
+  void notify_all() noexcept { notify(INT_MAX); }
+
+  /// Waiters parked or about to park, a racy observer for tests and statistics.
+  [[nodiscard]] std::uint32_t sleepers_snapshot() const noexcept {
+    // Relaxed is enough since the value is stale as soon as it is read and orders nothing.
+    return sleepers_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  // Counts this waiter in sleepers_ for its lifetime: from before its first epoch read until it
+  // has stopped parking, including when ready() throws.
+  class SleeperScope {
+   public:
+    explicit SleeperScope(std::atomic<std::uint32_t>& sleepers) noexcept : sleepers_(sleepers) {
+      // [sync:wait_word.announce] seq_cst RMW (W1): announces the sleeper before the epoch load and
+      // ready() re-check; pairs with the seq_cst load of sleepers_ in notify() (N3). Invariant 3.
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    }
+    ~SleeperScope() {
+      // Relaxed is enough since this only withdraws our own announcement once we no longer park; a
+      // notifier that still reads the old count just makes one needless (harmless) wake call.
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+    SleeperScope(const SleeperScope&) = delete;
+    SleeperScope& operator=(const SleeperScope&) = delete;
+
+   private:
+    std::atomic<std::uint32_t>& sleepers_;
+  };
+
+  // The bounded busy phase: returns true as soon as ready(), false when the budget (or the
+  // deadline, checked between yields only: the pause phase lasts a few microseconds) is spent.
+  template <class Ready>
+  static bool spin(Ready& ready, const std::chrono::steady_clock::time_point* deadline) {
+    for (int i = 0; i < kSpinIterations; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    for (int i = 0; i < kYieldIterations; ++i) {
+      if (ready()) return true;
+      if (deadline != nullptr && std::chrono::steady_clock::now() >= *deadline) return false;
+      std::this_thread::yield();
+    }
+    return false;
+  }
+
+  void notify(int count) noexcept {
+    // [sync:wait_word.epoch] seq_cst RMW (N2): releases the caller's state change (N1) to the
+    // waiter's seq_cst epoch load (W2) and orders it before the sleepers_ load below. Invariant 4.
+    epoch_.fetch_add(1, std::memory_order_seq_cst);
+    // [sync:wait_word.announce] seq_cst load (N3): pairs with the seq_cst fetch_add in
+    // SleeperScope (W1); sees every waiter whose epoch load could have missed N2. Invariant 5.
+    if (sleepers_.load(std::memory_order_seq_cst) != 0) Futex::wake(epoch_, count);
+  }
+
+  std::atomic<std::uint32_t> epoch_{0};     // bumped by every notify; the futex word waiters park on
+  std::atomic<std::uint32_t> sleepers_{0};  // waiters parked or about to park
+};
+
+static_assert(std::is_standard_layout_v<WaitWord<>>,
+              "WaitWord lives in shared memory: it must be standard layout");
+static_assert(
+    std::is_trivially_destructible_v<WaitWord<>>,
+    "WaitWord lives in shared memory that is unmapped, not destroyed: it must be trivially destructible");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free,
+              "WaitWord's atomics are shared between processes: they must be lock-free (hence address-free)");
+static_assert(sizeof(WaitWord<>) == 2 * sizeof(std::uint32_t) &&
+                  alignof(WaitWord<>) == alignof(std::uint32_t),
+              "WaitWord's layout is part of the shared-memory ABI: {epoch, sleepers}, 8 bytes");
+
+}  // namespace mproc::core

@@ -1,0 +1,113 @@
+// The exceptions of mproc's Python-like API.
+//
+// One hierarchy, rooted at mproc::Error, mirroring Python's names so that a reader of the
+// multiprocessing documentation finds them where expected:
+//
+//   Error                      root of everything mproc throws
+//   ├── ProcessError           misuse of Process, contexts, start methods (CPython's ProcessError,
+//   │   │                      and its asserts turned into real errors)
+//   │   ├── BufferTooShort, AuthenticationError, TimeoutError
+//   ├── ValueError             a bad argument value (CPython's ValueError)
+//   ├── OSError                a failed system call; carries the errno as std::error_code
+//   │   ├── FileExistsError, FileNotFoundError, PermissionError
+//   ├── DecodeError            bytes that do not decode as the expected type (hostile or corrupt)
+//   └── Empty, Full, EOFError  queue and connection states
+//
+// Low-level, hot-path calls never throw: they return bool, std::optional or an error code.
+#pragma once
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "mproc/export.hpp"
+
+namespace mproc {
+
+class MPROC_API Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class MPROC_API ProcessError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API BufferTooShort : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
+class MPROC_API AuthenticationError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
+/// CPython's multiprocessing.TimeoutError (a ProcessError, not the builtin TimeoutError).
+class MPROC_API TimeoutError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
+class MPROC_API ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A failed system call. code() holds the errno in std::system_category().
+class MPROC_API OSError : public Error {
+ public:
+  OSError(int errnum, const std::string& what);
+  OSError(std::error_code code, const std::string& what);
+  [[nodiscard]] const std::error_code& code() const noexcept { return code_; }
+
+ private:
+  std::error_code code_;
+};
+
+class MPROC_API FileExistsError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
+class MPROC_API FileNotFoundError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
+class MPROC_API PermissionError : public OSError {
+ public:
+  using OSError::OSError;
+};
+
+/// Bytes that cannot be decoded as the requested type: truncated, oversized or corrupt input.
+class MPROC_API DecodeError : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Empty : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API Full : public Error {
+ public:
+  using Error::Error;
+};
+
+class MPROC_API EOFError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// Throws the OSError subclass that matches errnum (ENOENT: FileNotFoundError, EEXIST:
+/// FileExistsError, EACCES/EPERM: PermissionError), with "what: strerror" as its message.
+[[noreturn]] MPROC_API void throw_os_error(int errnum, const std::string& what);
+
+/// throw_os_error for a std::error_code that may come from mproc's own categories.
+[[noreturn]] MPROC_API void throw_os_error(std::error_code code, const std::string& what);
+
+}  // namespace mproc

@@ -1,0 +1,7 @@
+// mproc: Python's multiprocessing for C++20 on Linux. The umbrella header; each part also has
+// its own header named after the Python module it mirrors.
+#pragma once
+
+#include "mproc/codec.hpp"
+#include "mproc/errors.hpp"
+#include "mproc/process.hpp"
