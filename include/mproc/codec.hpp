@@ -94,7 +94,10 @@ class Decoder {
   explicit Decoder(std::span<const std::byte> in, std::span<const int> fds = {}) noexcept
       : in_(in), fds_(fds) {}
 
-  void read(void* data, std::size_t size) { std::memcpy(data, take(size).data(), size); }
+  void read(void* data, std::size_t size) {
+    const auto bytes = take(size);
+    if (size != 0) std::memcpy(data, bytes.data(), size);  // an empty vector's data() may be null
+  }
   std::span<const std::byte> take(std::size_t size) {
     if (size > in_.size() - pos_) fail_short(size);
     auto s = in_.subspan(pos_, size);

@@ -143,7 +143,7 @@ void boot_from_payload() noexcept {
   state->creator = platform::current_pid();
   state->started = true;
   state->pid = platform::current_pid();
-  rt.current = Runtime::make_process(std::move(state));  // never destroyed
+  rt.become(std::move(state));
   auto parent = std::make_shared<ParentState>();
   parent->pid = p.parent_pid;
   parent->name = p.parent_name;

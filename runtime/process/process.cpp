@@ -163,6 +163,14 @@ Process* Runtime::make_process(std::shared_ptr<ProcessState> state) {
   return new Process(std::move(state));
 }
 
+void Runtime::become(std::shared_ptr<ProcessState> state) {
+  if (current == nullptr) {
+    current = make_process(std::move(state));  // never destroyed, like the Runtime
+  } else {
+    current->state_ = std::move(state);
+  }
+}
+
 int Runtime::self_pidfd() {
   std::lock_guard lock(children_mutex);
   if (!self_pidfd_) {

@@ -121,6 +121,9 @@ class Runtime {
   void exit_function() noexcept;
   /// A new Process handle for a state (Process's constructor from a state is private).
   static Process* make_process(std::shared_ptr<ProcessState> state);
+  /// Makes the current process's handle refer to state (a spawn or forkserver child becoming
+  /// itself, where init() already made a MainProcess handle).
+  void become(std::shared_ptr<ProcessState> state);
   /// This process's own pidfd, opened once (children receive a copy to watch their parent).
   int self_pidfd();
 

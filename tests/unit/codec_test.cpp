@@ -166,8 +166,8 @@ RC_GTEST_PROP(CodecProperties, AggregatesRoundTrip,
 }
 
 RC_GTEST_PROP(CodecProperties, GarbageNeverCrashesTheDecoder, (const std::vector<std::uint8_t>& garbage)) {
-  std::vector<std::byte> bytes(garbage.size());
-  std::memcpy(bytes.data(), garbage.data(), garbage.size());
+  std::vector<std::byte> bytes;
+  for (std::uint8_t b : garbage) bytes.push_back(static_cast<std::byte>(b));
   try {
     (void)mproc::loads<std::tuple<std::string, std::vector<Outer>, std::map<std::string, std::set<int>>>>(
         bytes);
