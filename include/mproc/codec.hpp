@@ -24,6 +24,7 @@
 // forkserver); the decoder hands them back by index.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -392,7 +393,9 @@ T decode_builtin(Decoder& in) {
     using E = typename T::value_type;
     const std::size_t n = in.get_size(min_encoded_size<E>());
     T c;
-    if constexpr (is_specialization_v<T, std::vector>) c.reserve(n);
+    // reserve() allocates sizeof(E) per element, which may be far more than its encoded
+    // minimum: cap it by the input size so hostile counts cannot force a huge allocation.
+    if constexpr (is_specialization_v<T, std::vector>) c.reserve(std::min(n, in.remaining()));
     for (std::size_t i = 0; i < n; ++i) {
       if constexpr (is_specialization_v<T, std::vector>) {
         c.push_back(in.get<E>());

@@ -168,16 +168,23 @@ class Target final : public TargetBase {
   std::tuple<Stored...> args_;
 };
 
+/// What an argument is stored as: its decayed type, except that string literals and C strings
+/// become std::string (seed 001 passes 'hello'; a pointer could not cross to another process).
+template <class A>
+using stored_t =
+    std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> || std::is_same_v<std::decay_t<A>, char*>,
+                       std::string, std::decay_t<A>>;
+
 template <class F, class... Args>
 concept ProcessTarget = !std::is_same_v<std::remove_cvref_t<F>, ProcessOptions> &&
-                        std::is_invocable_v<std::decay_t<F>&, std::decay_t<Args>...>;
+                        std::is_invocable_v<std::decay_t<F>&, stored_t<Args>...>;
 
 template <class F, class... Args>
 std::unique_ptr<TargetBase> make_target(F&& f, Args&&... args) {
-  static_assert((require_encodable<std::decay_t<Args>> && ...),
+  static_assert((require_encodable<stored_t<Args>> && ...),
                 "every Process argument must be serializable (see mproc/codec.hpp)");
-  return std::make_unique<Target<std::decay_t<F>, std::decay_t<Args>...>>(std::forward<F>(f),
-                                                                          std::forward<Args>(args)...);
+  return std::make_unique<Target<std::decay_t<F>, stored_t<Args>...>>(std::forward<F>(f),
+                                                                      std::forward<Args>(args)...);
 }
 
 struct ProcessState;
@@ -197,13 +204,21 @@ class MPROC_API ParentProcess {
   [[nodiscard]] bool is_alive() const;
   /// Waits for the parent to end; with a timeout, returns whether it ended.
   void join() const;
-  bool join(std::chrono::nanoseconds timeout) const;
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) const {
+    if (std::chrono::duration<double>(timeout) >=
+        std::chrono::duration<double>(std::chrono::hours(876'000))) {
+      return join_for(std::chrono::nanoseconds::max());
+    }
+    return join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
+  }
   /// A descriptor that becomes readable when the parent ends.
   [[nodiscard]] int sentinel() const;
 
  private:
   friend std::optional<ParentProcess> parent_process();
   explicit ParentProcess(std::shared_ptr<detail::ParentState> state) noexcept : state_(std::move(state)) {}
+  bool join_for(std::chrono::nanoseconds timeout) const;
   std::shared_ptr<detail::ParentState> state_;
 };
 
@@ -244,6 +259,11 @@ class MPROC_API Process {
   /// Waits at most timeout; returns whether the child has ended. A timeout <= 0 only polls.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
+    // Saturate: duration::max() of a coarse unit would overflow nanoseconds; a century is forever.
+    if (std::chrono::duration<double>(timeout) >=
+        std::chrono::duration<double>(std::chrono::hours(876'000))) {
+      return join_for(std::chrono::nanoseconds::max());
+    }
     return join_for(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout));
   }
 

@@ -34,8 +34,8 @@ void flush_all() noexcept {
   std::fflush(nullptr);
 }
 
-[[noreturn]] void boot_failure(const char* what, const std::string& detail) noexcept {
-  std::fprintf(stderr, "mproc: cannot start the child process: %s: %s\n", what, detail.c_str());
+[[noreturn]] void boot_failure(const std::string& what, const std::string& detail) noexcept {
+  std::fprintf(stderr, "mproc: cannot start the child process: %s: %s\n", what.c_str(), detail.c_str());
   flush_all();
   platform::exit_now(1);
 }
@@ -102,6 +102,10 @@ BootPayload make_boot_payload(const ProcessState& child, const TargetEntry& entr
   if (child.target) {
     Encoder out(p.arguments);
     child.target->encode_arguments(out);
+    if (out.fds().size() > kMaxArgumentFds) {
+      throw ValueError("a child's arguments may carry at most " + std::to_string(kMaxArgumentFds) +
+                       " file descriptors, these carry " + std::to_string(out.fds().size()));
+    }
     fds.insert(fds.end(), out.fds().begin(), out.fds().end());
     p.argument_fds = static_cast<std::uint32_t>(out.fds().size());
   }
@@ -132,6 +136,14 @@ void boot_from_payload() noexcept {
   }
   if (p.magic != kBootMagic || p.version != kBootVersion) {
     boot_failure("boot payload", "written by another version of mproc (or not by mproc at all)");
+  }
+  if (p.argument_fds > kMaxArgumentFds) boot_failure("boot payload", "too many argument descriptors");
+  // The parent's pidfd and the argument descriptors arrived without close-on-exec (that is how
+  // they crossed exec); they are this process's own and must not leak into what it runs.
+  for (int fd = kParentPidFd; fd < kFirstArgumentFd + static_cast<int>(p.argument_fds); ++fd) {
+    if (auto r = platform::set_cloexec(fd); !r) {
+      boot_failure("descriptor " + std::to_string(fd) + " of the boot layout", r.error().message());
+    }
   }
 
   // Become the child: its name, identity and parent.

@@ -10,6 +10,7 @@
 // its socket closes or its parent (watched through a pidfd) ends.
 #include <signal.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -34,6 +35,8 @@ constexpr std::uint32_t kRequestMagic = 0x6d706673;  // "mpfs"
 constexpr int kServerSocketFd = 3;
 constexpr int kServerParentFd = 4;
 constexpr std::size_t kMaxDescriptors = 16;
+constexpr std::chrono::nanoseconds kReplyTimeout = std::chrono::seconds(30);
+constexpr std::chrono::nanoseconds kServerExitGrace = std::chrono::seconds(5);
 
 struct Client {
   std::mutex mutex;  // one request/reply exchange at a time
@@ -65,29 +68,56 @@ void start_server_locked(Client& c) {
 void stop_server_locked(Client& c) noexcept {
   if (!c.socket) return;
   c.socket.reset();  // the server sees end of file and exits
-  if (c.pidfd) (void)platform::reap_pidfd(c.pidfd.get(), true);
+  if (c.pidfd) {
+    // A copy of the socket kept by some other process (a raw fork) would keep the server
+    // waiting for more; do not let it hold this process's exit hostage.
+    auto ended = platform::wait_readable(c.pidfd.get(), kServerExitGrace.count());
+    if (!ended || !*ended) (void)platform::signal_pidfd(c.pidfd.get(), SIGKILL);
+    (void)platform::reap_pidfd(c.pidfd.get(), true);
+  }
   c.pidfd.reset();
+}
+
+// Fails with EMFILE (throwing) unless this process can take the two descriptors of a reply.
+// Reserving them first means a reply is never cut short by our own descriptor limit, which
+// would leave a forked child without the pidfd that tracks it.
+std::pair<platform::UniqueFd, platform::UniqueFd> reserve_reply_descriptors(const Client& c) {
+  auto first = platform::dup_cloexec(c.socket.get());
+  if (!first) throw_os_error(first.error(), "descriptors for a forkserver child");
+  auto second = platform::dup_cloexec(c.socket.get());
+  if (!second) throw_os_error(second.error(), "descriptors for a forkserver child");
+  return {std::move(*first), std::move(*second)};
 }
 
 }  // namespace
 
 ForkserverChild forkserver_start(std::span<const std::byte>, std::span<const int> fds) {
-  if (fds.size() > kMaxDescriptors - 1) {
+  if (fds.size() > kMaxDescriptors) {
     throw ValueError("too many file descriptors for one forkserver child (at most " +
-                     std::to_string(kMaxDescriptors - 1) + ")");
+                     std::to_string(kMaxDescriptors - 1) + " with its arguments)");
   }
   auto& c = client();
   std::lock_guard lock(c.mutex);
   for (int attempt = 0;; ++attempt) {
     if (!c.socket) start_server_locked(c);
+    auto reserved = reserve_reply_descriptors(c);
     const Request request{kRequestMagic, static_cast<std::uint32_t>(fds.size())};
     auto sent = platform::send_message(c.socket.get(), std::as_bytes(std::span(&request, 1)), fds);
     if (!sent) {
-      // The server died (killed from outside?): start a new one, once.
+      // The server is gone (killed from outside): start a new one, once.
       stop_server_locked(c);
       if (attempt == 0 && sent.error() == std::errc::broken_pipe) continue;
       throw_os_error(sent.error(), "request to the forkserver");
     }
+    auto ready = platform::wait_readable(c.socket.get(), kReplyTimeout.count());
+    if (!ready || !*ready) {
+      stop_server_locked(c);  // a server that does not answer is useless: the next start makes another
+      throw ProcessError(
+          "the forkserver did not answer within " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kReplyTimeout).count()) +
+          " s; it was stopped");
+    }
+    reserved = {};  // the reply's descriptors take these places
     auto reply = platform::receive_message(c.socket.get(), sizeof(Reply), 2);
     if (!reply || reply->bytes.size() != sizeof(Reply)) {
       stop_server_locked(c);
@@ -95,8 +125,13 @@ ForkserverChild forkserver_start(std::span<const std::byte>, std::span<const int
     }
     Reply r{};
     std::memcpy(&r, reply->bytes.data(), sizeof r);
-    if (r.pid_or_error <= 0) throw_os_error(-r.pid_or_error, "fork in the forkserver");
-    if (reply->fds.size() != 2) throw ProcessError("the forkserver's reply lacks the child's descriptors");
+    if (r.pid_or_error <= 0) throw_os_error(-r.pid_or_error, "the forkserver could not start the process");
+    if (reply->truncated || reply->fds.size() != 2) {
+      // Without its pidfd the child cannot be tracked: stop it. It is the server's child and not
+      // reaped until the server sees it end, so its pid cannot have been reused yet.
+      platform::signal_pid(r.pid_or_error, SIGKILL);
+      throw_os_error(EMFILE, "receiving the descriptors of a forkserver child");
+    }
     return ForkserverChild{r.pid_or_error, std::move(reply->fds[0]), std::move(reply->fds[1])};
   }
 }
@@ -116,23 +151,31 @@ void forkserver_forget() noexcept {
 
 namespace {
 
-// Serves one request; returns false when the socket is closed.
+void reply_error(int err) {
+  const Reply r{-err};
+  (void)platform::send_message(kServerSocketFd, std::as_bytes(std::span(&r, 1)), {});
+}
+
+// Serves one request; returns false when the socket is closed. Every request gets a reply, so
+// the client never waits for an answer that will not come.
 bool serve_request(std::map<pid_t, platform::UniqueFd>& status_writers) {
   auto message = platform::receive_message(kServerSocketFd, sizeof(Request), kMaxDescriptors);
-  if (!message)
-    return message.error() != std::errc::connection_reset &&
-           message.error() != std::errc::bad_file_descriptor;
-  if (message->bytes.empty() && message->fds.empty()) return false;  // end of file
-  Request request{};
-  if (message->bytes.size() != sizeof request) return true;  // malformed: ignore (descriptors closed)
-  std::memcpy(&request, message->bytes.data(), sizeof request);
-  if (request.magic != kRequestMagic || request.descriptors != message->fds.size() || message->fds.empty()) {
+  if (!message) return message.error() == std::errc::interrupted;
+  if (message->bytes.empty() && message->fds.empty() && !message->truncated) return false;  // end of file
+  if (message->truncated) {
+    reply_error(message->bytes.size() == sizeof(Request) ? EMFILE : EBADMSG);
     return true;
   }
-  auto reply_error = [](int err) {
-    const Reply r{-err};
-    (void)platform::send_message(kServerSocketFd, std::as_bytes(std::span(&r, 1)), {});
-  };
+  Request request{};
+  if (message->bytes.size() != sizeof request) {
+    reply_error(EBADMSG);
+    return true;
+  }
+  std::memcpy(&request, message->bytes.data(), sizeof request);
+  if (request.magic != kRequestMagic || request.descriptors != message->fds.size() || message->fds.empty()) {
+    reply_error(EBADMSG);
+    return true;
+  }
   auto pipe = platform::make_pipe();
   if (!pipe) {
     reply_error(pipe.error().value());
@@ -145,7 +188,7 @@ bool serve_request(std::map<pid_t, platform::UniqueFd>& status_writers) {
   }
   if (*pid == 0) {
     // The child: payload at 3, the parent's pidfd at 4, argument descriptors from 5; nothing else.
-    platform::reset_sigchld();
+    platform::reset_child_signals();
     std::vector<int> fds{message->fds[0].get(), kServerParentFd};
     for (std::size_t i = 1; i < message->fds.size(); ++i) fds.push_back(message->fds[i].get());
     if (auto arranged = platform::arrange_child_fds(fds); !arranged) {
@@ -183,6 +226,7 @@ void report_ended_children(std::map<pid_t, platform::UniqueFd>& status_writers) 
 
 void forkserver_main() noexcept {
   platform::set_process_title("mproc-forksrv");
+  platform::ignore_interrupts();  // Ctrl-C reaches the whole process group: the parent decides
   auto sigchld = platform::make_sigchld_fd();
   if (!sigchld) {
     std::fprintf(stderr, "mproc forkserver: signalfd: %s\n", sigchld.error().message().c_str());

@@ -32,30 +32,66 @@ std::optional<StartMethod> method_from_environment() {
 
 }  // namespace
 
-std::optional<int> ProcessState::poll_locked(bool block) {
+std::optional<int> ProcessState::poll_locked() {
   if (exit_code || !started) return exit_code;
-  if (status_fd) {  // forkserver child: the server reports the wait status
-    if (!block) {
-      auto ready = platform::wait_readable(status_fd.get(), 0);
-      if (!ready) throw_os(ready.error(), "poll of forkserver status");
-      if (!*ready) return std::nullopt;
-    }
+  if (used_method == StartMethod::forkserver && !server_lost) {
+    // The server writes the wait status into the pipe after reaping the child; end of file with
+    // no status means the server died first.
+    auto ready = platform::wait_readable(status_fd.get(), 0);
+    if (!ready) throw_os(ready.error(), "poll of a forkserver status pipe");
+    if (!*ready) return std::nullopt;
     int status = 0;
     auto got = platform::read_full(status_fd.get(), &status, sizeof status);
-    if (!got) throw_os(got.error(), "read of forkserver status");
+    if (!got) throw_os(got.error(), "read of a forkserver status pipe");
     if (*got == sizeof status) {
       exit_code = platform::exit_code_from_status(status);
-    } else {
-      // The forkserver died before reporting: wait for the process itself, whose status is lost.
-      if (auto w = platform::wait_readable(pidfd.get(), block ? -1 : 0); !w || !*w) return std::nullopt;
-      exit_code = 255;
+      return exit_code;
     }
+    server_lost = true;  // from now on the pidfd is the sentinel
+  }
+  if (used_method == StartMethod::forkserver) {
+    // Not our child (the server's, now gone): the pidfd says whether it ended, not how.
+    auto ended = platform::wait_readable(pidfd.get(), 0);
+    if (!ended) throw_os(ended.error(), "poll of a pidfd");
+    if (*ended) exit_code = kExitStatusLost;
     return exit_code;
   }
-  auto reaped = platform::reap_pidfd(pidfd.get(), block);
-  if (!reaped) throw_os(reaped.error(), "waitid of process " + std::to_string(pid));
+  auto reaped = platform::reap_pidfd(pidfd.get(), /*block=*/false);
+  if (!reaped) {
+    // ECHILD: something else reaped it (a waitpid(-1) in the program); its status is lost.
+    if (reaped.error() != std::errc::no_child_process) {
+      throw_os(reaped.error(), "waitid of process " + std::to_string(pid));
+    }
+    exit_code = kExitStatusLost;
+    return exit_code;
+  }
   exit_code = *reaped;
   return exit_code;
+}
+
+bool wait_for_exit(ProcessState& s, std::chrono::nanoseconds timeout) {
+  const bool forever = timeout == std::chrono::nanoseconds::max();
+  const auto deadline =
+      forever ? std::chrono::steady_clock::time_point::max()
+              : std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
+  for (;;) {
+    int sentinel = -1;
+    {
+      std::lock_guard lock(s.mutex);
+      if (s.poll_locked()) return true;
+      sentinel = s.sentinel_locked();
+    }
+    // Wait without the lock, so that other threads may poll or signal meanwhile. The sentinel
+    // stays open until close(), which must not race with a join.
+    long long ns = -1;
+    if (!forever) ns = std::max<long long>(0, (deadline - std::chrono::steady_clock::now()).count());
+    auto ready = platform::wait_readable(sentinel, ns);
+    if (!ready) throw_os(ready.error(), "poll of a process sentinel");
+    if (!*ready) {
+      std::lock_guard lock(s.mutex);
+      return s.poll_locked().has_value();
+    }
+  }
 }
 
 int ParentState::pidfd_locked() {
@@ -69,7 +105,18 @@ int ParentState::pidfd_locked() {
 }
 
 Runtime& Runtime::get() {
-  static Runtime* runtime = new Runtime();  // never destroyed: used by exit handlers
+  // Never destroyed: exit handlers and static destructors may still use it. The first call also
+  // makes the main process's handle, so that current_process() needs no lock of its own.
+  static Runtime* runtime = [] {
+    auto* rt = new Runtime();
+    auto state = std::make_shared<ProcessState>();
+    state->kind = ProcessState::Kind::self;
+    state->name = "MainProcess";
+    state->started = true;
+    state->creator = platform::current_pid();
+    rt->current = make_process(std::move(state));
+    return rt;
+  }();
   return *runtime;
 }
 
@@ -77,6 +124,11 @@ StartMethod Runtime::fix_default_method() {
   std::lock_guard lock(context_mutex);
   if (!default_method) default_method = method_from_environment().value_or(StartMethod::fork);
   return *default_method;
+}
+
+StartMethod Runtime::peek_default_method() {
+  std::lock_guard lock(context_mutex);
+  return default_method ? *default_method : method_from_environment().value_or(StartMethod::fork);
 }
 
 void Runtime::add_child(std::shared_ptr<ProcessState> child) {
@@ -96,10 +148,11 @@ void Runtime::cleanup_children() {
     snapshot = children;
   }
   for (const auto& child : snapshot) {
-    bool ended = false;
-    {
+    bool ended = true;  // a child whose state cannot be read is dropped, not allowed to block others
+    try {
       std::lock_guard lock(child->mutex);
-      ended = child->closed || child->poll_locked(false).has_value();
+      ended = child->closed || child->poll_locked().has_value();
+    } catch (const std::exception&) {
     }
     if (ended) remove_child(child.get());
   }
@@ -117,28 +170,28 @@ void Runtime::register_exit_handler() {
 }
 
 void Runtime::exit_function() noexcept {
-  try {
-    std::vector<std::shared_ptr<ProcessState>> snapshot;
-    {
-      std::lock_guard lock(children_mutex);
-      snapshot = children;
-    }
-    for (const auto& child : snapshot) {
+  std::vector<std::shared_ptr<ProcessState>> snapshot;
+  {
+    std::lock_guard lock(children_mutex);
+    snapshot.swap(children);
+  }
+  // Each child on its own: one that cannot be waited for must not spare the others.
+  for (const auto& child : snapshot) {
+    try {
       std::lock_guard lock(child->mutex);
-      if (child->daemon && !child->closed && !child->poll_locked(false)) {
+      if (child->daemon && !child->closed && !child->poll_locked()) {
         (void)platform::signal_pidfd(child->pidfd.get(), SIGTERM);
       }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mproc: cannot terminate daemon %s at exit: %s\n", child->name.c_str(), e.what());
     }
-    for (const auto& child : snapshot) {
-      std::lock_guard lock(child->mutex);
-      if (!child->closed) child->poll_locked(true);
+  }
+  for (const auto& child : snapshot) {
+    try {
+      if (!child->closed) wait_for_exit(*child, std::chrono::nanoseconds::max());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mproc: cannot join %s at exit: %s\n", child->name.c_str(), e.what());
     }
-    {
-      std::lock_guard lock(children_mutex);
-      children.clear();
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mproc: error while joining children at exit: %s\n", e.what());
   }
   forkserver_shutdown();
 }
@@ -231,8 +284,23 @@ Process::Process(ProcessOptions options) : state_(std::make_shared<ProcessState>
 
 Process::Process(std::shared_ptr<ProcessState> state) noexcept : state_(std::move(state)) {}
 
-Process::Process(Process&& other) noexcept = default;
-Process& Process::operator=(Process&& other) noexcept = default;
+// Moving out of a subclass object into a plain Process (a vector<Process> of Pro objects) would
+// silently lose the subclass's run(). The state remembers the type it was moved from, and
+// start() refuses when that is not the type of the object starting it.
+Process::Process(Process&& other) noexcept : state_(std::move(other.state_)) {
+  if (state_ && typeid(other) != typeid(Process) && state_->origin == nullptr)
+    state_->origin = &typeid(other);
+}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    state_ = std::move(other.state_);
+    if (state_ && typeid(other) != typeid(Process) && state_->origin == nullptr) {
+      state_->origin = &typeid(other);
+    }
+  }
+  return *this;
+}
 
 // A running child whose handle goes away keeps running; the registry holds its state, so exit
 // handling and active_children() still see it (CPython's behaviour on garbage collection).
@@ -263,9 +331,9 @@ struct ForkBody {
 };
 
 void warn_if_threaded(Runtime& rt) {
-  if (rt.warned_threads) return;
-  if (platform::thread_count() > 1) {
-    rt.warned_threads = true;
+  // relaxed: a flag that only suppresses a repeated message; a second warning in a race is harmless.
+  if (rt.warned_threads.load(std::memory_order_relaxed)) return;
+  if (platform::thread_count() > 1 && !rt.warned_threads.exchange(true, std::memory_order_relaxed)) {
     std::fprintf(stderr,
                  "mproc: warning: this process (pid=%d) is multi-threaded, use of fork() may lead to "
                  "deadlocks in the child. Use the spawn or forkserver start method.\n",
@@ -291,6 +359,11 @@ void Process::start() {
     throw ProcessError("can only start a process object created by current process");
   }
   if (current_process().daemon()) throw ProcessError("daemonic processes are not allowed to have children");
+  if (s.origin != nullptr && *s.origin != typeid(*this)) {
+    throw ProcessError("this Process was moved out of a " + detail::demangle(s.origin->name()) +
+                       " object, so that object's run() is lost: keep subclass objects in their own type "
+                       "(or behind std::unique_ptr<mproc::Process>)");
+  }
 
   const StartMethod method = s.method ? *s.method : rt.fix_default_method();
   rt.cleanup_children();
@@ -361,7 +434,10 @@ void Process::start() {
       auto pid = platform::spawn_self({rt.argv0, detail::kSpawnFlag}, fds);
       if (!pid) detail::throw_os(pid.error(), "posix_spawn of " + rt.argv0);
       auto pidfd = platform::open_pidfd(*pid);
-      if (!pidfd) detail::throw_os(pidfd.error(), "pidfd_open of a new child");
+      if (!pidfd) {
+        platform::kill_and_reap(*pid);  // never leave an untracked child
+        detail::throw_os(pidfd.error(), "pidfd_open of a new child");
+      }
       std::lock_guard lock(s.mutex);
       s.pid = *pid;
       s.pidfd = std::move(*pidfd);
@@ -393,20 +469,7 @@ bool Process::join_for(std::chrono::nanoseconds timeout) {
     throw ProcessError("can only join a child process");
   }
   if (!s.started) throw ProcessError("can only join a started process");
-  int sentinel = -1;
-  {
-    std::lock_guard lock(s.mutex);
-    if (s.exit_code) return true;
-    sentinel = s.sentinel_locked();
-  }
-  // Wait without the lock, so that other threads may poll or signal meanwhile.
-  const long long ns =
-      timeout == std::chrono::nanoseconds::max() ? -1 : std::max<long long>(0, timeout.count());
-  auto ready = platform::wait_readable(sentinel, ns);
-  if (!ready) detail::throw_os(ready.error(), "poll of a process sentinel");
-  if (!*ready) return false;
-  std::lock_guard lock(s.mutex);
-  const bool ended = s.poll_locked(true).has_value();
+  const bool ended = detail::wait_for_exit(s, timeout);
   if (ended) Runtime::get().remove_child(&s);
   return ended;
 }
@@ -418,7 +481,7 @@ bool Process::is_alive() {
   if (s.creator != platform::current_pid()) throw ProcessError("can only test a child process");
   if (!s.started) return false;
   std::lock_guard lock(s.mutex);
-  return !s.poll_locked(false).has_value();
+  return !s.poll_locked().has_value();
 }
 
 std::optional<int> Process::exitcode() {
@@ -426,7 +489,7 @@ std::optional<int> Process::exitcode() {
   if (s.closed) throw_closed();
   if (s.kind == ProcessState::Kind::self || !s.started) return std::nullopt;
   std::lock_guard lock(s.mutex);
-  return s.poll_locked(false);
+  return s.poll_locked();
 }
 
 std::optional<int> Process::pid() const {
@@ -465,7 +528,7 @@ void Process::close() {
   if (s.kind == ProcessState::Kind::self) throw ProcessError("cannot close the current process");
   {
     std::lock_guard lock(s.mutex);
-    if (s.started && !s.poll_locked(false)) {
+    if (s.started && !s.poll_locked()) {
       throw ProcessError(
           "Cannot close a process while it is still running. You should first call join() or terminate().");
     }
@@ -486,11 +549,13 @@ void Process::set_name(std::string name) {
 
 bool Process::daemon() const {
   auto& s = state();
+  if (s.closed) throw_closed();
   return s.daemon;
 }
 
 void Process::set_daemon(bool daemon) {
   auto& s = state();
+  if (s.closed) throw_closed();
   if (s.started) throw ProcessError("process has already started");
   s.daemon = daemon;
 }
@@ -505,9 +570,11 @@ int Process::sentinel() const {
 
 StartMethod Process::start_method() const {
   auto& s = state();
+  if (s.closed) throw_closed();
+  if (s.kind == ProcessState::Kind::self) return Runtime::get().peek_default_method();
   if (s.started) return s.used_method;
   if (s.method) return *s.method;
-  return get_start_method();
+  return Runtime::get().peek_default_method();  // reading it must not fix the default
 }
 
 std::string Process::repr() const {
@@ -547,16 +614,7 @@ std::string Process::repr() const {
 // --- module functions ------------------------------------------------------------------------
 
 Process& current_process() {
-  auto& rt = Runtime::get();
-  if (rt.current == nullptr) {
-    auto state = std::make_shared<ProcessState>();
-    state->kind = ProcessState::Kind::self;
-    state->name = "MainProcess";
-    state->started = true;
-    state->creator = platform::current_pid();
-    rt.current = Runtime::make_process(std::move(state));  // never destroyed, like the Runtime
-  }
-  return *rt.current;
+  return *Runtime::get().current;
 }
 
 std::optional<ParentProcess> parent_process() {
@@ -598,7 +656,7 @@ std::optional<StartMethod> get_start_method_if_set() {
 
 std::vector<StartMethod> get_all_start_methods() {
   std::vector<StartMethod> all{StartMethod::fork, StartMethod::spawn, StartMethod::forkserver};
-  const StartMethod first = get_start_method_if_set().value_or(StartMethod::fork);
+  const StartMethod first = Runtime::get().peek_default_method();
   std::erase(all, first);
   all.insert(all.begin(), first);
   return all;
@@ -625,14 +683,14 @@ int ParentProcess::sentinel() const {
 }
 
 bool ParentProcess::is_alive() const {
-  return !join(std::chrono::nanoseconds(0));
+  return !join_for(std::chrono::nanoseconds(0));
 }
 
 void ParentProcess::join() const {
-  join(std::chrono::nanoseconds::max());
+  join_for(std::chrono::nanoseconds::max());
 }
 
-bool ParentProcess::join(std::chrono::nanoseconds timeout) const {
+bool ParentProcess::join_for(std::chrono::nanoseconds timeout) const {
   int fd = -1;
   {
     std::lock_guard lock(state_->mutex);

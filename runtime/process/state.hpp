@@ -5,10 +5,12 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include "mproc/process.hpp"
@@ -38,11 +40,25 @@ struct ProcessState {
   platform::UniqueFd status_fd;  // forkserver: the server writes the wait status here
   std::optional<int> exit_code;
 
-  /// Reaps the child if it has ended; the exit code once known. Caller holds mutex.
-  std::optional<int> poll_locked(bool block);
-  /// The descriptor that becomes readable when the child ends.
-  [[nodiscard]] int sentinel_locked() const noexcept { return status_fd ? status_fd.get() : pidfd.get(); }
+  bool server_lost = false;                // forkserver child whose server died before reporting
+  const std::type_info* origin = nullptr;  // the subclass this state was moved out of, if any
+
+  /// Collects the exit code if the child has ended, without blocking; the exit code once known.
+  /// Caller holds mutex.
+  std::optional<int> poll_locked();
+  /// The descriptor that becomes readable when the child ends. Caller holds mutex.
+  [[nodiscard]] int sentinel_locked() const noexcept {
+    return used_method == StartMethod::forkserver && !server_lost ? status_fd.get() : pidfd.get();
+  }
 };
+
+/// The exit code reported when a child's wait status was lost: its forkserver died before
+/// reporting it, or something other than mproc reaped the child.
+inline constexpr int kExitStatusLost = 255;
+
+/// Waits until the child ends (timeout nanoseconds::max(): forever); whether it ended. Takes and
+/// releases the state's mutex, never holding it while it sleeps.
+bool wait_for_exit(ProcessState& s, std::chrono::nanoseconds timeout);
 
 struct ParentState {
   pid_t pid = 0;
@@ -80,6 +96,9 @@ inline constexpr std::uint32_t kBootVersion = 1;
 inline constexpr int kPayloadFd = 3;
 inline constexpr int kParentPidFd = 4;
 inline constexpr int kFirstArgumentFd = 5;
+/// The most descriptors a child's arguments may carry (the forkserver passes at most 16 in one
+/// message, one of which is the payload).
+inline constexpr std::uint32_t kMaxArgumentFds = 15;
 /// The largest boot payload a child accepts (arguments included).
 inline constexpr std::size_t kMaxBootPayload = std::size_t{1} << 30;
 
@@ -107,9 +126,11 @@ class Runtime {
   std::mutex children_mutex;
   std::vector<std::shared_ptr<ProcessState>> children;
   bool exit_handler_registered = false;
-  bool warned_threads = false;
+  std::atomic<bool> warned_threads{false};
 
   StartMethod fix_default_method();
+  /// The default start method, without fixing it.
+  StartMethod peek_default_method();
   void add_child(std::shared_ptr<ProcessState> child);
   void remove_child(const ProcessState* child);
   /// Reaps ended children and drops them from the registry (CPython's _cleanup()).

@@ -1,5 +1,7 @@
 // Every misuse CPython reports (often with a bare assert) is a typed mproc error here, with a
 // message that says what happened.
+#include <poll.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -80,6 +82,10 @@ TEST(ProcessErrors, EveryAccessorButNameAfterClose) {
   expect_error<mproc::ProcessError>([&] { (void)p.pid(); }, closed);
   expect_error<mproc::ProcessError>([&] { (void)p.sentinel(); }, closed);
   expect_error<mproc::ProcessError>([&] { p.terminate(); }, closed);
+  expect_error<mproc::ProcessError>([&] { p.kill(); }, closed);
+  expect_error<mproc::ProcessError>([&] { (void)p.daemon(); }, closed);
+  expect_error<mproc::ProcessError>([&] { p.set_daemon(true); }, closed);
+  expect_error<mproc::ProcessError>([&] { (void)p.start_method(); }, closed);
   EXPECT_EQ(p.name(), "closed-one");
   EXPECT_EQ(p.repr(), "<Process name='closed-one' closed>");
 }
@@ -114,6 +120,17 @@ TEST(ProcessErrors, SetStartMethodTwiceWithoutForce) {
   EXPECT_EQ(mproc::get_all_start_methods().front(), mproc::StartMethod::forkserver);
   EXPECT_EQ(mproc::get_context().start_method(), mproc::StartMethod::forkserver);
   mproc::set_start_method(mproc::StartMethod::fork, /*force=*/true);
+}
+
+TEST(ProcessErrors, TheDefaultIsFixedOnceUsed) {
+  // get_start_method() fixes the default, as in CPython; querying a Process does not.
+  mproc::Process p(returns_normally);
+  (void)p.start_method();
+  EXPECT_EQ(mproc::get_start_method_if_set(), std::nullopt);
+  (void)mproc::get_start_method();
+  ASSERT_TRUE(mproc::get_start_method_if_set().has_value());
+  expect_error<mproc::ProcessError>([] { mproc::set_start_method(mproc::StartMethod::spawn); },
+                                    "context has already been set");
 }
 
 TEST(ProcessErrors, UnknownStartMethodName) {
@@ -163,6 +180,56 @@ TEST(ProcessErrors, SubclassWorksUnderForkAndIsRefusedUnderSpawn) {
     EXPECT_NE(std::string(e.what()).find("Pro"), std::string::npos) << e.what();
   }
   mproc::set_start_method(mproc::StartMethod::fork, /*force=*/true);
+}
+
+TEST(ProcessErrors, ASubclassMovedIntoAPlainProcessIsRefused) {
+  std::vector<mproc::Process> processes;
+  processes.push_back(Pro("p1"));  // slices: Pro::run() is lost
+  try {
+    processes[0].start();
+    ADD_FAILURE() << "a sliced subclass started (it would have run the base run())";
+  } catch (const mproc::ProcessError& e) {
+    EXPECT_NE(std::string(e.what()).find("moved out of a"), std::string::npos) << e.what();
+  }
+  Pro moved(Pro("p1"));  // subclass to subclass is fine
+  moved.start();
+  moved.join();
+  EXPECT_EQ(moved.exitcode(), 9);
+}
+
+void check_literal(std::string text) {
+  throw mproc::SystemExit(text == "hello" ? 0 : 1);
+}
+
+TEST(ProcessErrors, StringLiteralArgumentsBecomeStrings) {
+  for (auto method : {mproc::StartMethod::fork, mproc::StartMethod::spawn}) {
+    auto p = mproc::get_context(method).Process(check_literal, "hello");
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+}
+
+TEST(ProcessErrors, CpuCountIsPositive) {
+  EXPECT_GE(mproc::cpu_count(), 1);
+}
+
+void watch_parent(int) {
+  auto parent = mproc::parent_process();
+  if (!parent) throw mproc::SystemExit(2);
+  const bool alive = parent->is_alive() && !parent->join(std::chrono::milliseconds(20));
+  pollfd fd{parent->sentinel(), POLLIN, 0};
+  const bool quiet = poll(&fd, 1, 0) == 0;
+  throw mproc::SystemExit(alive && quiet ? 0 : 3);
+}
+
+TEST(ProcessErrors, ParentProcessIsWatchable) {
+  for (auto method : {mproc::StartMethod::fork, mproc::StartMethod::spawn, mproc::StartMethod::forkserver}) {
+    auto p = mproc::get_context(method).Process(watch_parent, 0);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0) << mproc::to_string(method);
+  }
 }
 
 TEST(ProcessErrors, MovedFromProcess) {

@@ -19,6 +19,12 @@ Expected<UniqueFd> dup_cloexec(int fd) noexcept {
   return UniqueFd(copy);
 }
 
+Expected<void> set_cloexec(int fd) noexcept {
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) return unexpected_errno(errno);
+  return {};
+}
+
 Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() noexcept {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return unexpected_errno(errno);

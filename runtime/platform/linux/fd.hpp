@@ -49,6 +49,9 @@ class UniqueFd {
 /// A duplicate of fd with O_CLOEXEC set.
 Expected<UniqueFd> dup_cloexec(int fd) noexcept;
 
+/// Sets close-on-exec on a descriptor we were handed; fails (EBADF) when fd is not open.
+Expected<void> set_cloexec(int fd) noexcept;
+
 /// pipe2(O_CLOEXEC): {read end, write end}.
 Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() noexcept;
 

@@ -263,8 +263,8 @@ Expected<Message> receive_message(int socket, std::size_t max_bytes, std::size_t
       out.fds.emplace_back(fd);
     }
   }
-  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return unexpected_errno(EMSGSIZE);
-  out.bytes.resize(static_cast<std::size_t>(n));
+  out.truncated = (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0;
+  out.bytes.resize(std::min(static_cast<std::size_t>(n), out.bytes.size()));
   return out;
 }
 
@@ -291,12 +291,23 @@ std::optional<std::pair<pid_t, int>> reap_any_child() noexcept {
   return std::pair{pid, status};
 }
 
-void reset_sigchld() noexcept {
+void ignore_interrupts() noexcept {
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+void reset_child_signals() noexcept {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGCHLD);
   ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
   ::signal(SIGCHLD, SIG_DFL);
+  ::signal(SIGINT, SIG_DFL);
+  ::signal(SIGPIPE, SIG_DFL);
+}
+
+void signal_pid(pid_t pid, int signal) noexcept {
+  ::kill(pid, signal);
 }
 
 int affinity_cpu_count() noexcept {

@@ -78,11 +78,14 @@ Expected<void> send_message(int socket, std::span<const std::byte> bytes, std::s
 struct Message {
   std::vector<std::byte> bytes;
   std::vector<UniqueFd> fds;
+  /// The message had more bytes or descriptors than allowed (or than this process could take):
+  /// what did not fit is gone. A SOCK_SEQPACKET message is consumed whole either way, so the
+  /// conversation stays in step.
+  bool truncated = false;
 };
 
 /// Receives one message of at most max_bytes bytes and max_fds descriptors; an empty message
-/// with no descriptors means the peer closed the socket. Truncated messages are an error
-/// (EMSGSIZE) and their descriptors are closed.
+/// with no descriptors means the peer closed the socket.
 Expected<Message> receive_message(int socket, std::size_t max_bytes, std::size_t max_fds) noexcept;
 
 /// A signalfd reporting SIGCHLD (which it blocks in the calling thread). For the forkserver.
@@ -95,9 +98,17 @@ void drain_signal_fd(int fd) noexcept;
 /// none has ended.
 std::optional<std::pair<pid_t, int>> reap_any_child() noexcept;
 
-/// Restores the default disposition and an empty mask for SIGCHLD (undoing make_sigchld_fd in a
-/// child of the forkserver).
-void reset_sigchld() noexcept;
+/// Ignores SIGINT and SIGPIPE (the forkserver: Ctrl-C is for the parent, which decides; a
+/// status pipe whose reader left must not kill it).
+void ignore_interrupts() noexcept;
+
+/// Undoes make_sigchld_fd and ignore_interrupts in a child of the forkserver: default
+/// dispositions and an empty mask for SIGCHLD, SIGINT and SIGPIPE.
+void reset_child_signals() noexcept;
+
+/// Sends a signal to a process by pid. Only for a process that cannot have been reaped yet (a
+/// forkserver child whose pidfd did not arrive): elsewhere use signal_pidfd.
+void signal_pid(pid_t pid, int signal) noexcept;
 
 /// CPUs this process may run on (sched_getaffinity), at least 1.
 int affinity_cpu_count() noexcept;
