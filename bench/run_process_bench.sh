@@ -16,7 +16,7 @@ python3 - "$json" "$cpython" <<'PY' 2>/dev/null || { echo "python3 is needed to 
 import json, sys
 data = json.load(open(sys.argv[1]))
 cpy = json.loads(sys.argv[2])
-med = {b["run_name"]: b["real_time"] for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
+med = {b["run_name"].removesuffix("/real_time"): b["real_time"] for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
 def us(name): return med.get(name, float("nan"))
 raw_fork, raw_spawn = us("BM_RawForkWaitpid"), us("BM_RawPosixSpawnSelf")
 rows = [("fork", us("BM_ProcessStartJoin/fork"), raw_fork),

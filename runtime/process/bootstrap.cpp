@@ -1,11 +1,16 @@
 // How a child begins and ends: mproc::init(), the boot payload of spawn and forkserver children,
 // and the exit path every child takes.
 #include <cxxabi.h>
+#include <stdio_ext.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+
+#if defined(__GLIBCXX__)
+#include <ext/stdio_sync_filebuf.h>
+#endif
 
 #include "platform/linux/process.hpp"
 #include "process/state.hpp"
@@ -22,21 +27,36 @@ std::string demangle(const char* mangled) {
   return out;
 }
 
-namespace {
+// True when the stream writes straight through a C FILE (libstdc++'s stdio_sync_filebuf, the
+// default while sync_with_stdio is on), so that flushing the FILE flushes the stream.
+static bool writes_through_stdio(std::ostream& stream) {
+#if defined(__GLIBCXX__)
+  return dynamic_cast<__gnu_cxx::stdio_sync_filebuf<char>*>(stream.rdbuf()) != nullptr;
+#else
+  (void)stream;
+  return false;
+#endif
+}
 
-void flush_all() noexcept {
+// Flushes what a child may have written. Only stdout and stderr, and only when they hold
+// something: fflush(nullptr) or a flush of an empty stream still locks FILEs, writing (and so,
+// in a fork child, copying) pages the child never otherwise touches.
+void flush_standard_streams_of_child() noexcept {
   try {
-    std::cout.flush();
-    std::cerr.flush();
-    std::clog.flush();
+    for (std::ostream* stream : {&std::cout, &std::cerr, &std::clog}) {
+      if (!writes_through_stdio(*stream)) stream->flush();
+    }
   } catch (...) {
   }
-  std::fflush(nullptr);
+  if (__fpending(stdout) != 0) std::fflush(stdout);
+  if (__fpending(stderr) != 0) std::fflush(stderr);
 }
+
+namespace {
 
 [[noreturn]] void boot_failure(const std::string& what, const std::string& detail) noexcept {
   std::fprintf(stderr, "mproc: cannot start the child process: %s: %s\n", what.c_str(), detail.c_str());
-  flush_all();
+  flush_standard_streams_of_child();
   platform::exit_now(1);
 }
 
@@ -58,19 +78,19 @@ void run_child_and_exit(const std::string& name, void (*body)(void*), void* cont
   } catch (const SystemExit& e) {
     code = e.code();
   } catch (const std::exception& e) {
-    flush_all();
+    flush_standard_streams_of_child();
     std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), demangle(typeid(e).name()).c_str(), e.what());
     code = 1;
   } catch (...) {
-    flush_all();
+    flush_standard_streams_of_child();
     const std::type_info* type = abi::__cxa_current_exception_type();
     std::fprintf(stderr, "Process %s:\n%s\n", name.c_str(),
                  type != nullptr ? demangle(type->name()).c_str() : "unknown exception");
     code = 1;
   }
-  flush_all();
+  flush_standard_streams_of_child();
   Runtime::get().exit_function();  // the child's own children: terminate daemons, join the rest
-  flush_all();
+  flush_standard_streams_of_child();
   platform::exit_now(code);
 }
 

@@ -10,6 +10,7 @@
 // its socket closes or its parent (watched through a pidfd) ends.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -42,11 +43,15 @@ struct Client {
   std::mutex mutex;  // one request/reply exchange at a time
   platform::UniqueFd socket;
   platform::UniqueFd pidfd;
+  std::atomic<bool> running{false};  // a server was started and not yet stopped
 };
 
+// Made during static initialization, in the parent, never destroyed (used at exit). A lazily
+// made one would be allocated again in every fork child that looks at it, copying heap pages.
+Client* const g_client = new Client();
+
 Client& client() {
-  static Client* c = new Client();  // never destroyed: used at exit
-  return *c;
+  return *g_client;
 }
 
 void start_server_locked(Client& c) {
@@ -63,10 +68,14 @@ void start_server_locked(Client& c) {
   }
   c.socket = std::move(pair->first);
   c.pidfd = std::move(*pidfd);
+  // [sync:forkserver.running] release: pairs with the acquire in forkserver_shutdown().
+  c.running.store(true, std::memory_order_release);
 }
 
 void stop_server_locked(Client& c) noexcept {
   if (!c.socket) return;
+  // relaxed: written under the mutex; the acquire side only skips work when it reads false.
+  c.running.store(false, std::memory_order_relaxed);
   c.socket.reset();  // the server sees end of file and exits
   if (c.pidfd) {
     // A copy of the socket kept by some other process (a raw fork) would keep the server
@@ -138,15 +147,22 @@ ForkserverChild forkserver_start(std::span<const std::byte>, std::span<const int
 
 void forkserver_shutdown() noexcept {
   auto& c = client();
+  // [sync:forkserver.running] acquire: pairs with the release in start_server_locked(); a
+  // process that never started a server (every fork child) returns without writing anything.
+  if (!c.running.load(std::memory_order_acquire)) return;
   std::lock_guard lock(c.mutex);
   stop_server_locked(c);
 }
 
 void forkserver_forget() noexcept {
   auto& c = client();
-  new (&c.mutex) std::mutex();  // a fork child: another thread may have held it
+  // A fork child: the server belongs to the parent. Nothing to do (and no page to copy) when
+  // the parent had none. relaxed: the child is single-threaded.
+  if (!c.running.load(std::memory_order_relaxed)) return;
+  new (&c.mutex) std::mutex();  // another thread of the parent may have held it
   c.socket.reset();
   c.pidfd.reset();
+  c.running.store(false, std::memory_order_relaxed);
 }
 
 namespace {

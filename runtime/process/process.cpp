@@ -34,6 +34,12 @@ std::optional<StartMethod> method_from_environment() {
 
 std::optional<int> ProcessState::poll_locked() {
   if (exit_code || !started) return exit_code;
+  const auto code = collect_exit_code_locked();
+  if (code) target.reset();  // CPython drops target and args once the child has them (bpo-30775)
+  return code;
+}
+
+std::optional<int> ProcessState::collect_exit_code_locked() {
   if (used_method == StartMethod::forkserver && !server_lost) {
     // The server writes the wait status into the pipe after reaping the child; end of file with
     // no status means the server died first.
@@ -77,8 +83,10 @@ bool wait_for_exit(ProcessState& s, std::chrono::nanoseconds timeout) {
   for (;;) {
     int sentinel = -1;
     {
+      // Only the known state here: asking the kernel first would cost a system call on the path
+      // where the child is still running, and the sentinel answers that question anyway.
       std::lock_guard lock(s.mutex);
-      if (s.poll_locked()) return true;
+      if (s.exit_code) return true;
       sentinel = s.sentinel_locked();
     }
     // Wait without the lock, so that other threads may poll or signal meanwhile. The sentinel
@@ -87,10 +95,10 @@ bool wait_for_exit(ProcessState& s, std::chrono::nanoseconds timeout) {
     if (!forever) ns = std::max<long long>(0, (deadline - std::chrono::steady_clock::now()).count());
     auto ready = platform::wait_readable(sentinel, ns);
     if (!ready) throw_os(ready.error(), "poll of a process sentinel");
-    if (!*ready) {
-      std::lock_guard lock(s.mutex);
-      return s.poll_locked().has_value();
-    }
+    std::lock_guard lock(s.mutex);
+    if (s.poll_locked()) return true;
+    if (!*ready) return false;  // timed out
+    // Readable but not ended: the forkserver died, and the pidfd is the sentinel from now on.
   }
 }
 
@@ -115,6 +123,8 @@ Runtime& Runtime::get() {
     state->started = true;
     state->creator = platform::current_pid();
     rt->current = make_process(std::move(state));
+    platform::bind_child_calls();
+    flush_standard_streams_of_child();  // binds what the child's flush calls, writing nothing
     return rt;
   }();
   return *runtime;
@@ -196,20 +206,27 @@ void Runtime::exit_function() noexcept {
   forkserver_shutdown();
 }
 
-void Runtime::reset_in_fork_child(Process* self, pid_t parent_id, std::string parent_name) {
+void Runtime::reset_in_fork_child(Process* self, pid_t parent_id, const std::string& parent_name) {
   // Other threads of the parent do not exist here; their locks may be held forever. Rebuild the
-  // pieces a child uses instead of touching the parent's.
+  // pieces a child uses instead of touching the parent's. Every page written here is copied
+  // (copy-on-write), so this writes only to the Runtime object itself and allocates nothing.
   new (&children_mutex) std::mutex();
   new (&context_mutex) std::mutex();
-  children.clear();
+  // Forget the parent's children without destroying them: clear() would drop references
+  // (writing their control blocks) and free the buffer (writing malloc's), copying both pages.
+  // Moving the vector only moves its pointers; the buffer stays reachable, never used again.
+  forgotten_children_ = std::move(children);
   counter.store(0, std::memory_order_relaxed);  // relaxed: the child is single-threaded here
   self_pidfd_.reset();
+  devnull_.reset();
   forkserver_forget();
   current = self;
-  auto state = std::make_shared<ParentState>();
-  state->pid = parent_id;
-  state->name = std::move(parent_name);
-  this->parent = std::move(state);
+  new (&parent_slot_.mutex) std::mutex();
+  parent_slot_.pid = parent_id;
+  parent_slot_.name = parent_name;
+  parent_slot_.pidfd.reset();
+  // Non-owning: the slot lives as long as the Runtime, which is never destroyed.
+  parent = std::shared_ptr<ParentState>(std::shared_ptr<ParentState>(), &parent_slot_);
 }
 
 Process* Runtime::make_process(std::shared_ptr<ProcessState> state) {
@@ -222,6 +239,16 @@ void Runtime::become(std::shared_ptr<ProcessState> state) {
   } else {
     current->state_ = std::move(state);
   }
+}
+
+int Runtime::devnull() {
+  std::lock_guard lock(children_mutex);
+  if (!devnull_) {
+    auto fd = platform::open_devnull();
+    if (!fd) throw_os(fd.error(), "open of /dev/null");
+    devnull_ = std::move(*fd);
+  }
+  return devnull_.get();
 }
 
 int Runtime::self_pidfd() {
@@ -372,16 +399,24 @@ void Process::start() {
   if (method == StartMethod::fork) {
     warn_if_threaded(rt);
     flush_standard_streams();
-    const std::string parent_name = current_process().name();
     const pid_t parent = platform::current_pid();
+    const int devnull = rt.devnull();
+    // Everything the parent records is written before fork: a page written while the child
+    // lives is copied (copy-on-write), and those copies are most of what fork costs beyond the
+    // system call. After fork the parent writes only the pid and pidfd.
+    s.used_method = method;
+    s.started = true;
+    rt.add_child(state_);
     auto pid = platform::fork_process();
-    if (!pid) detail::throw_os(pid.error(), "fork");
+    if (!pid) {
+      rt.remove_child(&s);
+      s.started = false;
+      detail::throw_os(pid.error(), "fork");
+    }
     if (*pid == 0) {
-      rt.reset_in_fork_child(this, parent, parent_name);
+      rt.reset_in_fork_child(this, parent, current_process().name());
       s.kind = ProcessState::Kind::self;
-      s.started = true;
-      s.pid = platform::current_pid();
-      platform::stdin_to_devnull();
+      platform::stdin_from(devnull);
       ForkBody body{this};
       detail::run_child_and_exit(
           s.name, [](void* ctx) { static_cast<ForkBody*>(ctx)->self->run(); }, &body);
@@ -390,11 +425,15 @@ void Process::start() {
     if (!pidfd) {
       // Cannot happen for our own unreaped child short of descriptor exhaustion; do not leave it.
       platform::kill_and_reap(*pid);
+      rt.remove_child(&s);
+      s.started = false;
       detail::throw_os(pidfd.error(), "pidfd_open of a new child");
     }
     std::lock_guard lock(s.mutex);
     s.pid = *pid;
     s.pidfd = std::move(*pidfd);
+    // The target is released when the exit code is collected, once no page is shared.
+    return;
   } else {
     if (!rt.initialized) {
       throw ProcessError(

@@ -46,6 +46,7 @@ struct ProcessState {
   /// Collects the exit code if the child has ended, without blocking; the exit code once known.
   /// Caller holds mutex.
   std::optional<int> poll_locked();
+  std::optional<int> collect_exit_code_locked();
   /// The descriptor that becomes readable when the child ends. Caller holds mutex.
   [[nodiscard]] int sentinel_locked() const noexcept {
     return used_method == StartMethod::forkserver && !server_lost ? status_fd.get() : pidfd.get();
@@ -137,7 +138,7 @@ class Runtime {
   void cleanup_children();
   void register_exit_handler();
   /// In a freshly forked child: forget the parent's children and forkserver, become `self`.
-  void reset_in_fork_child(Process* self, pid_t parent_id, std::string parent_name);
+  void reset_in_fork_child(Process* self, pid_t parent_id, const std::string& parent_name);
   /// CPython's _exit_function: terminate daemon children, join the others, stop the forkserver.
   void exit_function() noexcept;
   /// A new Process handle for a state (Process's constructor from a state is private).
@@ -147,11 +148,20 @@ class Runtime {
   void become(std::shared_ptr<ProcessState> state);
   /// This process's own pidfd, opened once (children receive a copy to watch their parent).
   int self_pidfd();
+  /// /dev/null, opened once: a fork child's stdin (one dup2 in the child instead of an open).
+  int devnull();
 
  private:
   Runtime() = default;
   platform::UniqueFd self_pidfd_;
+  platform::UniqueFd devnull_;
+  ParentState parent_slot_;  // a fork child's parent (filled in the child, allocation-free)
+  std::vector<std::shared_ptr<ProcessState>> forgotten_children_;  // a fork child's parent's
 };
+
+/// Flushes stdout and stderr (and std::cout, std::cerr, std::clog if they buffer on their own)
+/// when they hold output; writes nothing otherwise. What every child does before it exits.
+void flush_standard_streams_of_child() noexcept;
 
 /// Runs body as a child's main: exceptions become exit code 1 with a message on stderr,
 /// SystemExit(n) exit code n; then the child's own children are handled and the process exits.

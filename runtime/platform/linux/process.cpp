@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio_ext.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -33,7 +34,19 @@ Expected<pid_t> fork_process() noexcept {
 }
 
 void exit_now(int code) noexcept {
-  ::_exit(code);
+  // exit_group(2) is what _exit() does. Calling it through syscall(), which the parent has
+  // already used, spares each fork child a lazy symbol lookup (and a copied GOT page).
+  ::syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+void bind_child_calls() noexcept {
+  // Under lazy binding the first call of a library function resolves it and writes the GOT: in
+  // a fork child that is a symbol lookup and a copied page at every start. Calling the
+  // functions a child uses once in the parent binds them for every child to come.
+  (void)::__fpending(stdout);
+  (void)::dup2(-1, -1);  // EBADF, harmlessly
+  (void)::syscall(SYS_getpid);
 }
 
 pid_t current_pid() noexcept {
@@ -80,32 +93,21 @@ Expected<void> signal_pidfd(int pidfd, int signal) noexcept {
 }
 
 int thread_count() noexcept {
-  // /proc/self/stat: "pid (comm) state ppid ..." with num_threads the 20th field. comm may hold
-  // spaces and parentheses, so count fields from the last ')'.
-  const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  char buf[1024];
-  const ssize_t n = retry_eintr([&] { return ::read(fd, buf, sizeof buf - 1); });
-  ::close(fd);
-  if (n <= 0) return 0;
-  buf[n] = '\0';
-  const char* p = std::strrchr(buf, ')');
-  if (p == nullptr) return 0;
-  // After ')': field 3 (state) is the first; num_threads is field 20, 17 separators further.
-  int field = 2;
-  for (; *p != '\0' && field < 20; ++p) {
-    if (*p == ' ') ++field;
-  }
-  return std::atoi(p);
+  // procfs gives /proc/self/task one link per thread plus "." and "..": one stat(2), several
+  // times cheaper than reading and parsing /proc/self/stat (it runs before every fork).
+  struct stat st {};
+  if (::stat("/proc/self/task", &st) != 0 || st.st_nlink < 3) return 0;
+  return static_cast<int>(st.st_nlink - 2);
 }
 
-void stdin_to_devnull() noexcept {
-  const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  if (fd != STDIN_FILENO) {
-    ::dup2(fd, STDIN_FILENO);
-    ::close(fd);
-  }
+Expected<UniqueFd> open_devnull() noexcept {
+  UniqueFd fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!fd) return unexpected_errno(errno);
+  return fd;
+}
+
+void stdin_from(int fd) noexcept {
+  if (fd >= 0 && fd != STDIN_FILENO) ::dup2(fd, STDIN_FILENO);
 }
 
 Expected<UniqueFd> make_sealed_blob(std::span<const std::byte> bytes) noexcept {

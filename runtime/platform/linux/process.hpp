@@ -23,6 +23,10 @@ Expected<pid_t> fork_process() noexcept;
 /// Exits at once without running atexit handlers or static destructors (what a child must do).
 [[noreturn]] void exit_now(int code) noexcept;
 
+/// Binds (under lazy binding) the library functions a fork child calls, so that children do not
+/// each resolve them again. Call once in the parent.
+void bind_child_calls() noexcept;
+
 pid_t current_pid() noexcept;
 pid_t parent_pid() noexcept;
 
@@ -49,8 +53,11 @@ Expected<void> signal_pidfd(int pidfd, int signal) noexcept;
 /// The number of threads in this process (from /proc/self/stat); 0 if it cannot be read.
 int thread_count() noexcept;
 
-/// Redirects standard input to /dev/null (what CPython does in every child).
-void stdin_to_devnull() noexcept;
+/// /dev/null opened for reading (close-on-exec).
+Expected<UniqueFd> open_devnull() noexcept;
+
+/// Makes fd the standard input (a child's stdin is /dev/null, as CPython does it).
+void stdin_from(int fd) noexcept;
 
 /// A sealed, read-only-after-write memfd holding bytes (the payload a child reads at start).
 Expected<UniqueFd> make_sealed_blob(std::span<const std::byte> bytes) noexcept;
