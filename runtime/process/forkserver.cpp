@@ -162,7 +162,7 @@ void forkserver_forget() noexcept {
   new (&c.mutex) std::mutex();  // another thread of the parent may have held it
   c.socket.reset();
   c.pidfd.reset();
-  c.running.store(false, std::memory_order_relaxed);
+  c.running.store(false, std::memory_order_relaxed);  // relaxed: single-threaded, as above
 }
 
 namespace {
