@@ -1,0 +1,1 @@
+# Tests of SharedMemory and ShareableList, including CPython interoperability.
