@@ -11,7 +11,8 @@
 //   ├── OSError                a failed system call; carries the errno as std::error_code
 //   │   ├── FileExistsError, FileNotFoundError, PermissionError
 //   ├── DecodeError            bytes that do not decode as the expected type (hostile or corrupt)
-//   └── Empty, Full, EOFError  queue and connection states
+//   ├── Empty, Full, EOFError  queue and connection states
+//   └── OwnerDied              a lock taken over from a dead owner (the caller holds it)
 //
 // Low-level, hot-path calls never throw: they return bool, std::optional or an error code.
 #pragma once
@@ -99,6 +100,14 @@ class MPROC_API Full : public Error {
 };
 
 class MPROC_API EOFError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A lock was acquired from an owner that died holding it. When this is thrown the caller HOLDS
+/// the lock: the data it guards may be half-updated, so repair (or check) it, then use or release
+/// the lock as usual. The lock itself is intact and keeps working.
+class MPROC_API OwnerDied : public Error {
  public:
   using Error::Error;
 };

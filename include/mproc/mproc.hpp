@@ -5,3 +5,5 @@
 #include "mproc/codec.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/process.hpp"
+#include "mproc/sharedctypes.hpp"
+#include "mproc/synchronize.hpp"

@@ -1,0 +1,29 @@
+// Who holds a lock, and whether it still runs: the identities that mproc's robust locks store in
+// their lock words, and the liveness check a waiter makes when an owner keeps it waiting.
+#pragma once
+
+#include <cstdint>
+
+#include "mproc/export.hpp"
+
+namespace mproc::detail {
+
+/// This process's identity: its pid in the low 32 bits and a stamp from its start time in the
+/// high 32. A pid alone can be reused after its process dies; (pid, start time) cannot, so a
+/// waiter never mistakes a newcomer for a dead owner. Cached; recomputed after fork.
+MPROC_API std::uint64_t process_identity() noexcept;
+
+/// Whether the process with this identity still runs: false once it has exited (a zombie
+/// counts as exited) or its pid belongs to a process started at another time.
+MPROC_API bool process_alive(std::uint64_t identity) noexcept;
+
+/// The calling thread's id (gettid), cached per thread.
+MPROC_API std::uint32_t thread_id() noexcept;
+
+/// The liveness policy of the robust lock cores (tests substitute their own).
+struct ProcessLiveness {
+  static std::uint64_t self() noexcept { return process_identity(); }
+  static bool alive(std::uint64_t identity) noexcept { return process_alive(identity); }
+};
+
+}  // namespace mproc::detail

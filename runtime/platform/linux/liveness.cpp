@@ -1,0 +1,96 @@
+// Process identities for lock words, read from /proc/<pid>/stat.
+#include "mproc/detail/liveness.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "platform/linux/fd.hpp"
+
+namespace mproc::detail {
+namespace {
+
+struct StatFields {
+  char state = '?';
+  unsigned long long start_time = 0;
+};
+
+// Reads /proc/<pid>/stat: the state (field 3) and the start time in clock ticks (field 22).
+// comm (field 2) may contain spaces and parentheses, so fields are counted from the last ')'.
+bool read_stat(std::uint32_t pid, StatFields& out) noexcept {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  const ssize_t n = platform::retry_eintr([&] { return ::read(fd, buf, sizeof buf - 1); });
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ') return false;
+  out.state = p[2];
+  int field = 3;
+  for (p += 2; *p != '\0' && field < 22; ++p) {
+    if (*p == ' ') ++field;
+  }
+  out.start_time = std::strtoull(p, nullptr, 10);
+  return true;
+}
+
+std::uint64_t compute_identity() noexcept {
+  const auto pid = static_cast<std::uint32_t>(::getpid());
+  StatFields self;
+  read_stat(pid, self);
+  return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(self.start_time)) << 32) | pid;
+}
+
+// 0 means "not computed in this process": the atfork child handler resets it.
+std::atomic<std::uint64_t> g_identity{0};
+
+void forget_identity_in_child() noexcept {
+  // relaxed: the child is single-threaded while fork's handlers run.
+  g_identity.store(0, std::memory_order_relaxed);
+}
+
+[[maybe_unused]] const int g_registered = ::pthread_atfork(nullptr, nullptr, forget_identity_in_child);
+
+}  // namespace
+
+std::uint64_t process_identity() noexcept {
+  // relaxed: every thread of a process computes the same value; a race computes it twice.
+  std::uint64_t id = g_identity.load(std::memory_order_relaxed);
+  if (id == 0) {
+    id = compute_identity();
+    g_identity.store(id, std::memory_order_relaxed);  // relaxed: as above
+  }
+  return id;
+}
+
+bool process_alive(std::uint64_t identity) noexcept {
+  const auto pid = static_cast<std::uint32_t>(identity);
+  StatFields st;
+  if (!read_stat(pid, st)) return false;                 // no such process
+  if (st.state == 'Z' || st.state == 'X') return false;  // exited, not yet reaped
+  return static_cast<std::uint32_t>(st.start_time) == static_cast<std::uint32_t>(identity >> 32);
+}
+
+std::uint32_t thread_id() noexcept {
+  thread_local std::uint32_t tid = 0;
+  thread_local std::uint32_t pid_seen = 0;
+  // A forked child's thread keeps its thread_local values; its tid changed with its pid.
+  const auto pid = static_cast<std::uint32_t>(process_identity());
+  if (tid == 0 || pid_seen != pid) {
+    tid = static_cast<std::uint32_t>(::syscall(SYS_gettid));
+    pid_seen = pid;
+  }
+  return tid;
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,413 @@
+// Lock, RLock, Value, Array: CPython's semantics and errors, use across processes under fork and
+// spawn, the seeds' locked counter, and what happens when a holder is killed.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mproc/detail/liveness.hpp"
+#include "mproc/process.hpp"
+#include "mproc/sharedctypes.hpp"
+#include "mproc/synchronize.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
+
+template <class E, class F>
+void expect_error(F&& f, const std::string& message) {
+  try {
+    f();
+    ADD_FAILURE() << "expected an exception: " << message;
+  } catch (const E& e) {
+    EXPECT_EQ(std::string(e.what()), message);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "wrong exception type (" << typeid(e).name() << "): " << e.what();
+  }
+}
+
+// Waits until a shared flag reaches a value (a child's "I hold it now"), bounded.
+bool wait_for_flag(const mproc::RawValue<int>& flag, int value) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::atomic_ref<int>(flag.value()).load() != value) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+void set_flag(const mproc::RawValue<int>& flag, int value) {
+  std::atomic_ref<int>(flag.value()).store(value);
+}
+
+TEST(Lock, AcquireReleaseAndCPythonErrors) {
+  mproc::Lock lock;
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_TRUE(lock.locked_snapshot());
+  EXPECT_FALSE(lock.acquire(false));  // not recursive
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(lock.acquire(true, 50ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+  EXPECT_FALSE(lock.acquire(true, -1s));  // a negative timeout tries once, as in CPython
+  lock.release();
+  EXPECT_FALSE(lock.locked_snapshot());
+  expect_error<mproc::ValueError>([&] { lock.release(); }, "semaphore or lock released too many times");
+  {
+    std::lock_guard guard(lock);  // Lockable
+    EXPECT_FALSE(lock.try_lock());
+  }
+  EXPECT_TRUE(lock.try_lock());
+  lock.unlock();
+}
+
+TEST(Lock, CopiesShareOneLock) {
+  mproc::Lock a;
+  mproc::Lock b = a;
+  a.acquire();
+  EXPECT_FALSE(b.acquire(false));
+  b.release();  // another handle (or process) may release it, as in CPython
+  EXPECT_TRUE(a.acquire(false));
+  a.release();
+}
+
+void hold_then_release(mproc::Lock lock, mproc::RawValue<int> flag) {
+  lock.acquire();
+  set_flag(flag, 1);
+  std::this_thread::sleep_for(100ms);
+  lock.release();
+}
+
+void release_from_here(mproc::Lock lock) {
+  lock.release();
+}
+
+TEST(Lock, WorksAcrossProcesses) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    const auto ctx = mproc::get_context(method);
+    mproc::Lock lock;
+    mproc::RawValue<int> flag(0);
+    auto holder = ctx.Process(hold_then_release, lock, flag);
+    holder.start();
+    ASSERT_TRUE(wait_for_flag(flag, 1));
+    EXPECT_FALSE(lock.acquire(false));
+    EXPECT_TRUE(lock.acquire(true, 10s));  // blocks until the child releases
+    holder.join();
+    EXPECT_EQ(holder.exitcode(), 0);
+    // A lock held here may be released by another process.
+    auto releaser = ctx.Process(release_from_here, lock);
+    releaser.start();
+    releaser.join();
+    EXPECT_EQ(releaser.exitcode(), 0);
+    EXPECT_TRUE(lock.acquire(false));
+    lock.release();
+  }
+}
+
+// Seed 001: four processes each add 100000 to a shared counter under a lock.
+void increment(mproc::Value<int> count, mproc::Lock lock) {
+  for (int i = 0; i < 100000; ++i) {
+    lock.acquire();
+    count.value() += 1;
+    lock.release();
+  }
+}
+
+void increment_with_own_lock(mproc::Value<int> count) {
+  for (int i = 0; i < 100000; ++i) {
+    std::lock_guard guard(count.get_lock());
+    count.value() += 1;
+  }
+}
+
+void increment_unlocked(mproc::Value<int> count) {
+  for (int i = 0; i < 100000; ++i) count.value() += 1;
+}
+
+void increment_atomically(mproc::Value<long> count) {
+  for (int i = 0; i < 100000; ++i) count.fetch_add(1);
+}
+
+template <class F, class... Args>
+void run_four(mproc::StartMethod method, F f, const Args&... args) {
+  std::vector<mproc::Process> processes;
+  for (int i = 0; i < 4; ++i) processes.push_back(mproc::get_context(method).Process(f, args...));
+  for (auto& p : processes) p.start();
+  for (auto& p : processes) {
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+  }
+}
+
+TEST(Value, SeedLockedCounterIsExact) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    mproc::Value<int> count(0);
+    mproc::Lock lock;
+    run_four(method, increment, count, lock);
+    EXPECT_EQ(count.value(), 400000);
+
+    mproc::Value<int> own(0);
+    run_four(method, increment_with_own_lock, own);
+    EXPECT_EQ(own.value(), 400000);
+
+    mproc::Value<long> atomic(0);
+    run_four(method, increment_atomically, atomic);
+    EXPECT_EQ(atomic.load(), 400000);
+  }
+}
+
+TEST(Value, WithoutTheLockUpdatesMayBeLost) {
+  // Seed 001's point: the run without a lock is allowed to lose updates, never required to.
+  mproc::Value<int> count(0);
+  run_four(mproc::StartMethod::fork, increment_unlocked, count);
+  EXPECT_GT(count.value(), 0);
+  EXPECT_LE(count.value(), 400000);
+}
+
+struct Pair {
+  int a;
+  double b;
+};
+
+void write_shared(mproc::Value<double> pi, mproc::Array<int> arr, mproc::RawArray<char> raw,
+                  mproc::RawValue<Pair> pair) {
+  pi.value() = 3.25;
+  for (std::size_t i = 0; i < arr.size(); ++i) arr[i] = static_cast<int>(i * i);
+  raw[0] = 'x';
+  pair.value().a += 1;
+  pair.value().b *= 2;
+}
+
+TEST(Value, ValuesAndArraysAreSharedWithChildren) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    mproc::Value<double> pi(3.14);
+    mproc::Array<int> arr(10);
+    mproc::RawArray<char> raw(4);
+    mproc::RawValue<Pair> pair(Pair{1, 1.5});
+    for (int x : arr) EXPECT_EQ(x, 0);
+    auto p = mproc::get_context(method).Process(write_shared, pi, arr, raw, pair);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0);
+    EXPECT_EQ(pi.value(), 3.25);
+    std::span<int> s = arr;
+    ASSERT_EQ(s.size(), 10u);
+    for (std::size_t i = 0; i < s.size(); ++i) EXPECT_EQ(s[i], static_cast<int>(i * i));
+    EXPECT_EQ(raw[0], 'x');
+    EXPECT_EQ(pair.value().a, 2);
+    EXPECT_EQ(pair.value().b, 3.0);
+  }
+  mproc::Array<double> xs({1.0, 2.0});
+  EXPECT_EQ(xs.size(), 2u);
+  EXPECT_EQ(xs[1], 2.0);
+  EXPECT_THROW(xs.at(2), mproc::ValueError);
+}
+
+TEST(Value, ADecoderRefusesAnotherType) {
+  mproc::Value<int> v(1);
+  std::vector<std::byte> bytes;
+  mproc::Encoder out(bytes);
+  out.put(v);
+  const std::vector<int> fds = out.fds();
+  mproc::Decoder as_int(bytes, fds);
+  EXPECT_EQ(as_int.get<mproc::Value<int>>().value(), 1);
+  mproc::Decoder as_double(bytes, fds);
+  EXPECT_THROW(as_double.get<mproc::Value<double>>(), mproc::DecodeError);
+  mproc::Decoder as_array(bytes, fds);
+  EXPECT_THROW(as_array.get<mproc::Array<int>>(), mproc::DecodeError);
+}
+
+TEST(RLock, RecursionAndOwnership) {
+  mproc::RLock rlock;
+  EXPECT_TRUE(rlock.acquire());
+  EXPECT_TRUE(rlock.acquire());
+  EXPECT_EQ(rlock.depth_held_by_me(), 2u);
+  std::thread other([&] {
+    EXPECT_FALSE(rlock.acquire(false));
+    expect_error<mproc::ProcessError>([&] { rlock.release(); },
+                                      "attempt to release recursive lock not owned by thread");
+  });
+  other.join();
+  rlock.release();
+  rlock.release();
+  EXPECT_EQ(rlock.depth_held_by_me(), 0u);
+  expect_error<mproc::ProcessError>([&] { rlock.release(); },
+                                    "attempt to release recursive lock not owned by thread");
+  std::thread taker([&] {
+    EXPECT_TRUE(rlock.acquire(true, 1s));
+    rlock.release();
+  });
+  taker.join();
+}
+
+void release_foreign_rlock(mproc::RLock rlock) {
+  try {
+    rlock.release();
+  } catch (const mproc::ProcessError&) {
+    throw mproc::SystemExit(0);
+  }
+  throw mproc::SystemExit(1);
+}
+
+TEST(RLock, AnotherProcessCannotReleaseIt) {
+  for (auto method : kMethods) {
+    mproc::RLock rlock;
+    rlock.acquire();
+    auto p = mproc::get_context(method).Process(release_foreign_rlock, rlock);
+    p.start();
+    p.join();
+    EXPECT_EQ(p.exitcode(), 0) << mproc::to_string(method);
+    EXPECT_EQ(rlock.depth_held_by_me(), 1u);
+    rlock.release();
+  }
+}
+
+// --- kill the holder -------------------------------------------------------------------------
+
+void hold_forever(mproc::Lock lock, mproc::RawValue<int> flag) {
+  lock.acquire();
+  set_flag(flag, 1);
+  for (;;) std::this_thread::sleep_for(1s);
+}
+
+void hold_rlock_forever(mproc::RLock rlock, mproc::RawValue<int> flag) {
+  rlock.acquire();
+  rlock.acquire();
+  set_flag(flag, 1);
+  for (;;) std::this_thread::sleep_for(1s);
+}
+
+void hold_value_forever(mproc::Value<int> value, mproc::RawValue<int> flag) {
+  value.acquire();
+  value.value() = -1;  // a half-done update the next owner must repair
+  set_flag(flag, 1);
+  for (;;) std::this_thread::sleep_for(1s);
+}
+
+// Starts f(handle, flag) in a child, waits until it holds the lock, SIGKILLs it.
+template <class F, class H>
+void kill_holder(mproc::StartMethod method, F f, const H& handle) {
+  mproc::RawValue<int> flag(0);
+  auto holder = mproc::get_context(method).Process(f, handle, flag);
+  holder.start();
+  const bool holding = wait_for_flag(flag, 1);
+  holder.kill();
+  holder.join();
+  ASSERT_TRUE(holding) << "the child never took the lock";
+  EXPECT_EQ(holder.exitcode(), -SIGKILL);
+}
+
+TEST(KillTheHolder, LockIsTakenOverWithOwnerDied) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    mproc::Lock lock;
+    kill_holder(method, hold_forever, lock);
+    EXPECT_FALSE(lock.acquire(false)) << "a try does not wait for the liveness check";
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_THROW(lock.acquire(true, 5s), mproc::OwnerDied);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+    // OwnerDied means we hold it: it is usable from here on.
+    EXPECT_FALSE(lock.acquire(false));
+    lock.release();
+    EXPECT_TRUE(lock.acquire(true, 1s));
+    lock.release();
+  }
+}
+
+TEST(KillTheHolder, RLockIsTakenOverWithOwnerDied) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    mproc::RLock rlock;
+    kill_holder(method, hold_rlock_forever, rlock);
+    EXPECT_THROW(rlock.acquire(), mproc::OwnerDied);
+    EXPECT_EQ(rlock.depth_held_by_me(), 1u) << "the dead owner's depth is not inherited";
+    rlock.release();
+    EXPECT_EQ(rlock.depth_held_by_me(), 0u);
+  }
+}
+
+TEST(KillTheHolder, ValueLockIsTakenOverAndTheValueRepaired) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    mproc::Value<int> count(10);
+    kill_holder(method, hold_value_forever, count);
+    try {
+      std::lock_guard guard(count.get_lock());
+      ADD_FAILURE() << "no OwnerDied";
+    } catch (const mproc::OwnerDied&) {
+      EXPECT_EQ(count.value(), -1);  // what the dead owner left
+      count.value() = 10;            // repaired, under the lock
+      count.release();
+    }
+    run_four(method, increment_with_own_lock, count);
+    EXPECT_EQ(count.value(), 400010);
+  }
+}
+
+TEST(Liveness, IdentitiesTellTheLivingFromTheDeadAndFromNewcomers) {
+  const std::uint64_t self = mproc::detail::process_identity();
+  EXPECT_EQ(static_cast<std::uint32_t>(self), static_cast<std::uint32_t>(getpid()));
+  EXPECT_TRUE(mproc::detail::process_alive(self));
+  // The same pid with another start time is a newcomer, not the owner.
+  EXPECT_FALSE(mproc::detail::process_alive(self ^ (std::uint64_t{1} << 40)));
+  // A child that exited but is not reaped yet (a zombie) is dead.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  std::this_thread::sleep_for(50ms);
+  const std::uint64_t zombie = (self & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(child);
+  EXPECT_FALSE(mproc::detail::process_alive(zombie));
+  waitpid(child, nullptr, 0);
+  EXPECT_FALSE(mproc::detail::process_alive(zombie));
+}
+
+// The lock core with threads: the same code that runs across processes, here where
+// ThreadSanitizer can see it (build with MPROC_SANITIZE=thread).
+TEST(RobustLockWord, ThreadsNeverShareTheCriticalSection) {
+  mproc::core::RobustLockWord<> word;
+  long counter = 0;  // plain: a data race here is what TSan would report
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20000; ++i) {
+        ASSERT_EQ(word.lock(mproc::detail::process_identity(), std::nullopt),
+                  mproc::core::LockResult::acquired);
+        ++counter;
+        word.unlock();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 80000);
+}
+
+struct DeadOwners {
+  static inline std::atomic<std::uint64_t> dead{0};
+  static std::uint64_t self() noexcept { return 0; }
+  static bool alive(std::uint64_t id) noexcept { return id != dead.load(); }
+};
+
+TEST(RobustLockWord, AWaiterTakesOverFromADeadOwner) {
+  mproc::core::RobustLockWord<mproc::detail::SharedFutex, DeadOwners> word;
+  ASSERT_TRUE(word.try_lock(42));
+  DeadOwners::dead = 42;
+  EXPECT_EQ(word.lock(7, std::nullopt), mproc::core::LockResult::owner_died);
+  EXPECT_EQ(word.owner_snapshot(), 7u);
+  EXPECT_TRUE(word.unlock());
+  EXPECT_FALSE(word.unlock());
+  ASSERT_TRUE(word.try_lock(9));
+  DeadOwners::dead = 0;
+  EXPECT_EQ(word.lock(7, std::chrono::steady_clock::now() + 30ms), mproc::core::LockResult::timed_out);
+}
+
+}  // namespace
