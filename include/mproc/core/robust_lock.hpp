@@ -30,6 +30,7 @@
 #include <bit>
 #include <chrono>
 #include <cstdint>
+#include <new>
 #include <optional>
 #include <thread>
 
@@ -53,8 +54,11 @@ class RobustLockWord {
   static constexpr std::uint64_t kPidMask = kWaiters - 1;
   /// How long a waiter sleeps before it checks that the owner still runs.
   static constexpr std::chrono::milliseconds kLivenessSlice{10};
-  /// Pause-instruction spins before sleeping (about 3 us here, a tenth of a futex round trip).
-  static constexpr int kSpinIterations = 128;
+  /// Pause-instruction spins before sleeping. Few, on purpose: measured on the 2-core machine
+  /// with 4 processes contending (docs/benchmarks.md), 4 spins gave about 1e8 locked increments/s,
+  /// 16 about 6e7, 128 about 4e7 (spinners take the line from the owner and the core from the
+  /// process they wait for), and 0 about 5e6 (every release then wakes a sleeper).
+  static constexpr int kSpinIterations = 4;
 
   /// One attempt, never blocks. @concurrent any
   [[nodiscard]] bool try_lock(std::uint64_t self) noexcept {
@@ -129,7 +133,7 @@ class RobustLockWord {
   // (lock-free, no padding), and on a little-endian machine its first four bytes are the low
   // half; the kernel compares those four bytes as FUTEX_WAIT's value.
   std::atomic<std::uint32_t>& low_half() noexcept {
-    return *reinterpret_cast<std::atomic<std::uint32_t>*>(&word_);
+    return *std::launder(reinterpret_cast<std::atomic<std::uint32_t>*>(&word_));
   }
 
   std::atomic<std::uint64_t> word_{0};
