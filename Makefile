@@ -17,7 +17,7 @@
 JOBS ?= $(shell nproc)
 BUILD_ROOT ?= build
 # The main job: the seeds' process examples until the Pool issue brings the efficiency comparison.
-DEMO ?= seed001_process_basics seed003_process_list seed004_four_tasks
+DEMO ?= seed001_process_basics seed001_lock seed001_value seed003_process_list seed004_four_tasks
 CTEST_ARGS ?=
 BENCH_ARGS ?=
 CMAKE ?= cmake

@@ -12,6 +12,12 @@ out=$(timeout 60 "$dir/seed001_process_basics" 2>&1)
 expected=$'Worker process\nMain process\nWorker process: Process-2\nArgument: hello'
 [[ $out == "$expected" ]] || fail "seed001 output"
 
+out=$(timeout 60 "$dir/seed001_lock" 2>&1)
+[[ $out == "Result: 400000" ]] || fail "seed001 Lock: exactly 400000 with the lock"
+
+out=$(timeout 60 "$dir/seed001_value" 2>&1)
+[[ $out == "Result: 4" ]] || fail "seed001 Value"
+
 out=$(timeout 60 "$dir/seed003_process_list" 2>&1)
 [[ $(count 'finished task') == 5 ]] || fail "seed003: five tasks finish"
 [[ $(count 'stopped exitcode=0>') == 5 ]] || fail "seed003: five joined processes"
