@@ -8,11 +8,14 @@
 //   │   │                      and its asserts turned into real errors)
 //   │   ├── BufferTooShort, AuthenticationError, TimeoutError
 //   ├── ValueError             a bad argument value (CPython's ValueError)
+//   ├── IndexError             an index out of range (ShareableList)
+//   ├── BufferError            SharedMemory::close() while views of its buffer are alive
 //   ├── OSError                a failed system call; carries the errno as std::error_code
 //   │   ├── FileExistsError, FileNotFoundError, PermissionError
 //   ├── DecodeError            bytes that do not decode as the expected type (hostile or corrupt)
 //   ├── Empty, Full, EOFError  queue and connection states
-//   └── OwnerDied              a lock taken over from a dead owner (the caller holds it)
+//   ├── OwnerDied              a lock taken over from a dead owner (the caller holds it)
+//   └── BrokenBarrierError     a Barrier that was aborted, reset or timed out (threading's name)
 //
 // Low-level, hot-path calls never throw: they return bool, std::optional or an error code.
 #pragma once
@@ -53,6 +56,19 @@ class MPROC_API TimeoutError : public ProcessError {
 };
 
 class MPROC_API ValueError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// CPython's IndexError: an index outside a fixed-length sequence (ShareableList).
+class MPROC_API IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// CPython's BufferError: an object cannot be closed while views of its memory are exported
+/// (SharedMemory::close() while a SharedMemory::View is alive).
+class MPROC_API BufferError : public Error {
  public:
   using Error::Error;
 };
@@ -108,6 +124,14 @@ class MPROC_API EOFError : public Error {
 /// the lock: the data it guards may be half-updated, so repair (or check) it, then use or release
 /// the lock as usual. The lock itself is intact and keeps working.
 class MPROC_API OwnerDied : public Error {
+ public:
+  using Error::Error;
+};
+
+/// A Barrier is broken: abort() was called, a wait timed out, or reset() was called while this
+/// party waited. The barrier stays broken (every wait throws this) until someone calls reset().
+/// CPython's threading.BrokenBarrierError, which multiprocessing.Barrier raises too.
+class MPROC_API BrokenBarrierError : public Error {
  public:
   using Error::Error;
 };
