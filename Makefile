@@ -4,6 +4,7 @@
 #   make demo          Release build in build/release, then runs the programs in $(DEMO)
 #   make test          every test (unit, multiprocess, packaging): RelWithDebInfo in build/test
 #   make test-asan     the same tests under AddressSanitizer + UBSan, in build/asan
+#   make test-tsan     the lock-free cores instantiated with threads, under ThreadSanitizer (build/tsan)
 #   make bench         Release build, then every bench/run_*.sh (medians, controls and peers)
 #   make format        clang-format -i on the C++ sources;  make format-check: only report
 #   make tidy          clang-tidy over runtime/ (.clang-tidy), with build/test's compile database
@@ -37,7 +38,7 @@ CTEST_RUN = $(CTEST) --output-on-failure --timeout 300 -j $(JOBS) $(CTEST_ARGS) 
 # The C++ sources: tracked files plus new ones not yet added, never what .gitignore excludes.
 SOURCES = git ls-files --cached --others --exclude-standard -- '*.cpp' '*.hpp' '*.h' '*.cc' '*.inl'
 
-.PHONY: help deps deps-lint demo test test-asan bench format format-check tidy clean
+.PHONY: help deps deps-lint demo test test-asan test-tsan bench format format-check tidy clean
 
 help:
 	@sed -n '4,10s/^# //p' $(firstword $(MAKEFILE_LIST))
@@ -63,6 +64,18 @@ test-asan: deps
 	$(CONFIGURE) -B $(BUILD_ROOT)/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_SANITIZE='address;undefined'
 	$(BUILD) $(BUILD_ROOT)/asan -j $(JOBS)
 	$(CTEST_RUN) $(BUILD_ROOT)/asan
+
+# ThreadSanitizer sees threads in one address space only, so it runs the tests that instantiate
+# the cores (WaitWord, RobustLockWord, the semaphore, event, condition and barrier cores) with
+# threads; the cross-process tests are the other half (STYLE.md point 6).
+TSAN_TARGETS = platform_test lock_test sync_primitives_core_test
+TSAN_TESTS = ^(WaitWordTest|PlayersPerGroup/WaitWordPingPongTest.Threads|FutexTest.Wake(From|Counts)|RobustLockWord|SemaphoreCore|EventCore|ConditionCore|BarrierCore|Cores)\.?
+test-tsan: export TSAN_OPTIONS ?= halt_on_error=1 second_deadlock_stack=1
+test-tsan: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_SANITIZE=thread \
+	  -DMPROC_BUILD_EXAMPLES=OFF -DMPROC_BUILD_BENCH=OFF
+	$(BUILD) $(BUILD_ROOT)/tsan -j $(JOBS) --target $(TSAN_TARGETS)
+	$(CTEST_RUN) $(BUILD_ROOT)/tsan -R '$(TSAN_TESTS)' --no-tests=error
 
 bench: deps
 	$(CONFIGURE) -B $(BUILD_ROOT)/release -DCMAKE_BUILD_TYPE=Release -DMPROC_BUILD_TESTS=OFF
