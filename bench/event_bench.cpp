@@ -19,6 +19,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
 #include <mproc/mproc.hpp>
 
 namespace {
@@ -202,11 +203,4 @@ BENCHMARK(BM_EventWakeLatencySleeping)->UseManualTime()->Unit(benchmark::kMicros
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  mproc::init(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+MPROC_BENCHMARK_MAIN()

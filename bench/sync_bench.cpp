@@ -18,6 +18,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "bench_main.hpp"
 #include <mproc/mproc.hpp>
 
 namespace {
@@ -200,11 +201,4 @@ BENCHMARK(BM_PosixSemaphoreFourProcesses)->Unit(benchmark::kMillisecond)->UseMan
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  mproc::init(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+MPROC_BENCHMARK_MAIN()

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "expect_error.hpp"
 #include "mproc/process.hpp"
 
 using namespace std::chrono_literals;
@@ -17,19 +18,6 @@ namespace {
 void returns_normally() {}
 void sleeps_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-}
-
-// Runs f and checks it throws E with exactly this message.
-template <class E, class F>
-void expect_error(F&& f, const std::string& message) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception: " << message;
-  } catch (const E& e) {
-    EXPECT_EQ(std::string(e.what()), message);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type (" << typeid(e).name() << "): " << e.what();
-  }
 }
 
 TEST(ProcessErrors, StartingTwice) {

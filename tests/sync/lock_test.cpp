@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "expect_error.hpp"
 #include "mproc/detail/liveness.hpp"
 #include "mproc/process.hpp"
 #include "mproc/sharedctypes.hpp"
@@ -22,18 +23,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
-
-template <class E, class F>
-void expect_error(F&& f, const std::string& message) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception: " << message;
-  } catch (const E& e) {
-    EXPECT_EQ(std::string(e.what()), message);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type (" << typeid(e).name() << "): " << e.what();
-  }
-}
 
 // Waits until a shared flag reaches a value (a child's "I hold it now"), bounded.
 bool wait_for_flag(const mproc::RawValue<int>& flag, int value) {

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include "expect_error.hpp"
 #include "mproc/process.hpp"
 #include "mproc/sharedctypes.hpp"
 #include "mproc/synchronize.hpp"
@@ -26,18 +27,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
-
-template <class E, class F>
-void expect_error(F&& f, const std::string& message) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an exception: " << message;
-  } catch (const E& e) {
-    EXPECT_EQ(std::string(e.what()), message);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type (" << typeid(e).name() << "): " << e.what();
-  }
-}
 
 /// Children started through it are killed (if still running) and joined when it goes out of
 /// scope, whether the test passed or an ASSERT returned early.
