@@ -65,8 +65,10 @@ class Encoder {
   explicit Encoder(std::vector<std::byte>& out) noexcept : out_(out) {}
 
   void write(const void* data, std::size_t size) {
-    const auto* p = static_cast<const std::byte*>(data);
-    out_.insert(out_.end(), p, p + size);
+    if (size == 0) return;  // data may be null (an empty vector's)
+    const std::size_t old = out_.size();
+    out_.resize(old + size);
+    std::memcpy(out_.data() + old, data, size);
   }
   void put_size(std::size_t n) {
     const auto v = static_cast<std::uint64_t>(n);

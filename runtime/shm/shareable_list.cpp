@@ -104,6 +104,8 @@ struct Layout {
 
 /// What struct.pack_into(format, buf, slot, value) writes, and the code beside it.
 struct Encoded {
+  // Set by construction, not assignment, from the string_view constants: GCC 12 at -O3 reports a
+  // false -Wrestrict inside std::string::operator=(string_view) (GCC PR 105329).
   std::string format;
   std::int8_t code = kPlain;
   std::vector<std::byte> data;
@@ -144,20 +146,20 @@ Encoded encode(const Item& item, std::size_t slot) {
   Encoded e;
   switch (item.index()) {
     case 0:  // std::int64_t
-      e.format = kIntFormat;
+      e.format = std::string(kIntFormat);
       e.data = word_of(std::get<std::int64_t>(item));
       return e;
     case 1:  // double
-      e.format = kFloatFormat;
+      e.format = std::string(kFloatFormat);
       e.data = word_of(std::get<double>(item));
       return e;
     case 2:  // bool: seven pad bytes, then the bool
-      e.format = kBoolFormat;
+      e.format = std::string(kBoolFormat);
       e.data.assign(kWord, std::byte{0});
       e.data[7] = std::byte{static_cast<unsigned char>(std::get<bool>(item) ? 1 : 0)};
       return e;
     case 5:  // None: packs None as the bool False at byte 6
-      e.format = kNoneFormat;
+      e.format = std::string(kNoneFormat);
       e.code = kNone;
       e.data.assign(kWord, std::byte{0});
       return e;
