@@ -20,8 +20,10 @@
 #include <atomic>
 #include <cstddef>
 #include <initializer_list>
+#include <limits>
 #include <new>
 #include <span>
+#include <string>
 #include <type_traits>
 
 #include "mproc/synchronize.hpp"
@@ -62,8 +64,15 @@ State* construct_state(SharedBlock& block) {
   return new (block.payload()) State{};
 }
 
+/// The most elements an array of T may have (its bytes must not overflow std::size_t).
+template <class T>
+constexpr std::size_t max_array_length() {
+  return (std::numeric_limits<std::size_t>::max() / 2 - kCacheLine * 2) / sizeof(T);
+}
+
 template <class T>
 std::size_t array_payload_size(std::size_t n) {
+  if (n > max_array_length<T>()) throw ValueError("array length " + std::to_string(n) + " is too large");
   return offsetof(ArrayState<T>, first) + std::max<std::size_t>(n, 1) * sizeof(T);
 }
 
@@ -216,8 +225,9 @@ class RawArray {
  private:
   friend struct codec<RawArray<T>>;
   RawArray(std::size_t n, const T* initial)
-      : block_(detail::SharedBlock::create(std::max<std::size_t>(n, 1) * sizeof(T),
-                                           abi_hash<detail::RawArrayOf<T>>(), "RawArray")),
+      : block_(detail::SharedBlock::create(
+            detail::array_payload_size<T>(n) - offsetof(detail::ArrayState<T>, first),
+            abi_hash<detail::RawArrayOf<T>>(), "RawArray")),
         data_(reinterpret_cast<T*>(block_.payload())),
         length_(n) {
     if (initial != nullptr) std::copy(initial, initial + n, data_);

@@ -26,6 +26,9 @@ inline void encode_state_ref(Encoder& out, const SharedBlock& block) {
 template <class State>
 std::pair<SharedBlock, State*> decode_state_ref(Decoder& in) {
   auto [block, offset] = decode_block_ref(in, sizeof(State), alignof(State));
+  if (block.type_hash() != abi_hash<State>() || offset != 0) {
+    throw DecodeError("a received shared object is of another type than the handle expects");
+  }
   auto* state = reinterpret_cast<State*>(block.payload() + offset);
   return {std::move(block), state};
 }

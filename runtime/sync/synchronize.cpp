@@ -94,8 +94,9 @@ std::uint32_t RLock::depth_held_by_me() const noexcept {
   // Only the owner writes owner_thread and depth, and only while holding the word; if the word
   // names this process and owner_thread this thread, this thread wrote both (invariant: the
   // owner clears owner_thread before it releases the word).
-  if ((state_->word.owner_snapshot() & 0xffffffffULL) != (detail::process_identity() & 0xffffffffULL))
-    return 0;
+  // The full identity (pid and start-time stamp): a newcomer that reused a dead owner's pid, with
+  // a thread whose id matches the dead owner's, must not pass for the owner.
+  if (state_->word.owner_snapshot() != detail::process_identity()) return 0;
   // relaxed: meaningful only when this thread wrote it, as above.
   if (state_->owner_thread.load(std::memory_order_relaxed) != detail::thread_id()) return 0;
   return state_->depth;

@@ -1,11 +1,13 @@
 // Lock, RLock, Value, Array: CPython's semantics and errors, use across processes under fork and
 // spawn, the seeds' locked counter, and what happens when a holder is killed.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -397,6 +399,72 @@ TEST(RobustLockWord, AWaiterTakesOverFromADeadOwner) {
   ASSERT_TRUE(word.try_lock(9));
   DeadOwners::dead = 0;
   EXPECT_EQ(word.lock(7, std::chrono::steady_clock::now() + 30ms), mproc::core::LockResult::timed_out);
+}
+
+}  // namespace
+
+// --- from the independent review --------------------------------------------------------------
+
+namespace {
+
+// A futex whose wakes never arrive: what the others see when the one woken waiter is killed
+// before it takes what it was woken for.
+struct LostWakes {
+  static mproc::detail::FutexWaitResult wait(const std::atomic<std::uint32_t>& w, std::uint32_t e) noexcept {
+    return mproc::detail::futex_wait(w, e);
+  }
+  static mproc::detail::FutexWaitResult wait_until(const std::atomic<std::uint32_t>& w, std::uint32_t e,
+                                                   std::chrono::steady_clock::time_point d) noexcept {
+    return mproc::detail::futex_wait_until(w, e, d);
+  }
+  static int wake(const std::atomic<std::uint32_t>&, int) noexcept { return 0; }
+};
+
+TEST(Review, ASemaphoreWaiterSeesAUnitEvenIfItsWakeIsLost) {
+  mproc::core::SemaphoreCore<LostWakes> sem(0, 10);
+  std::atomic<bool> took{false};
+  std::thread waiter([&] {
+    EXPECT_TRUE(sem.acquire(std::nullopt));
+    took = true;
+  });
+  std::this_thread::sleep_for(100ms);  // parked by now
+  ASSERT_TRUE(sem.release());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!took && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(took.load()) << "a lost wake left the waiter asleep with a unit free";
+  if (!took) ASSERT_TRUE(sem.release());  // let the thread finish before the test ends
+  waiter.join();
+}
+
+TEST(Review, AnUnreadableProcDoesNotMakeALiveOwnerDead) {
+  // With no descriptor left, /proc/<pid>/stat cannot be opened; the owner is alive all the same.
+  const std::uint64_t parent = mproc::detail::process_identity();
+  const pid_t child = fork();
+  if (child == 0) {
+    rlimit none{0, 0};
+    setrlimit(RLIMIT_NOFILE, &none);
+    _exit(mproc::detail::process_alive(parent) ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "a live owner was declared dead";
+}
+
+TEST(Review, ArrayLengthsThatWouldOverflowAreRefused) {
+  EXPECT_THROW(mproc::Array<int>(std::numeric_limits<std::size_t>::max() / 2), mproc::ValueError);
+  EXPECT_THROW(mproc::RawArray<double>(std::numeric_limits<std::size_t>::max() / 4), mproc::ValueError);
+}
+
+TEST(Review, ADecoderRefusesAPrimitiveOfAnotherType) {
+  mproc::Semaphore sem(1);
+  std::vector<std::byte> bytes;
+  mproc::Encoder out(bytes);
+  out.put(sem);
+  const std::vector<int> fds = out.fds();
+  mproc::Decoder as_event(bytes, fds);
+  EXPECT_THROW(as_event.get<mproc::Event>(), mproc::DecodeError);
+  mproc::Decoder as_semaphore(bytes, fds);
+  EXPECT_EQ(as_semaphore.get<mproc::Semaphore>().get_value(), 1);
 }
 
 }  // namespace

@@ -124,6 +124,11 @@ class BarrierCore {
 
     const std::uint32_t index = s.count;
     const std::uint32_t generation = s.generation;
+    if (index >= parties_) {  // a corrupt count (a hostile or broken peer): break, never index past
+      store_locked({Phase::broken, s.count, s.generation});
+      lock_.unlock();
+      return std::nullopt;
+    }
     slots()[index] = self;  // invariant 3: slot first, then the word
     if (index + 1 == parties_) {
       store_locked({Phase::draining, index + 1, generation + 1});  // the round passes

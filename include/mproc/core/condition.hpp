@@ -75,6 +75,12 @@ class ConditionCore {
 
   // User-provided, so that value-initialisation does not zero the whole slot table.
   ConditionCore() noexcept : next_seq_(0), high_water_(0) {}
+
+  /// high_water_ bounded by the capacity: the field lives in shared memory, and a corrupt or
+  /// hostile peer must not make the slot loops run off the end of storage_.
+  [[nodiscard]] std::uint32_t slots_in_use() const noexcept {
+    return std::min<std::uint32_t>(high_water_, Capacity);
+  }
   ConditionCore(const ConditionCore&) = delete;
   ConditionCore& operator=(const ConditionCore&) = delete;
   ~ConditionCore() = default;
@@ -83,7 +89,7 @@ class ConditionCore {
   /// Returns kNoSlot when all Capacity slots are held by live waiters. @pre the lock is held.
   [[nodiscard]] std::uint32_t enqueue() noexcept {
     std::uint32_t chosen = kNoSlot;
-    for (std::uint32_t i = 0; i < high_water_ && chosen == kNoSlot; ++i) {
+    for (std::uint32_t i = 0; i < slots_in_use() && chosen == kNoSlot; ++i) {
       if (state_of(i) == kFree && Presence::claim(slot(i).presence)) chosen = i;
     }
     if (chosen == kNoSlot && high_water_ < Capacity) {
@@ -92,7 +98,7 @@ class ConditionCore {
       if (Presence::claim(fresh->presence)) chosen = high_water_;
       ++high_water_;
     }
-    for (std::uint32_t i = 0; i < high_water_ && chosen == kNoSlot; ++i) {  // full: reclaim the dead
+    for (std::uint32_t i = 0; i < slots_in_use() && chosen == kNoSlot; ++i) {  // full: reclaim the dead
       if (state_of(i) != kFree && Presence::holder_died(slot(i).presence)) {
         free_dead(i);
         if (Presence::claim(slot(i).presence)) chosen = i;
@@ -155,14 +161,14 @@ class ConditionCore {
     std::size_t signaled = 0;
     if (n == 0 || queued_snapshot() == 0) return 0;
     if (n >= queued_snapshot()) {  // everyone: one pass, in slot order
-      for (std::uint32_t i = 0; i < high_water_ && signaled < n; ++i) {
+      for (std::uint32_t i = 0; i < slots_in_use() && signaled < n; ++i) {
         if (state_of(i) == kWaiting && signal(i)) ++signaled;
       }
       return signaled;
     }
     while (signaled < n && queued_snapshot() != 0) {
       std::uint32_t oldest = kNoSlot;
-      for (std::uint32_t i = 0; i < high_water_; ++i) {
+      for (std::uint32_t i = 0; i < slots_in_use(); ++i) {
         if (state_of(i) == kWaiting && (oldest == kNoSlot || slot(i).seq < slot(oldest).seq)) oldest = i;
       }
       if (oldest == kNoSlot) break;

@@ -64,12 +64,18 @@ class SemaphoreCore {
   bool acquire(std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
     if (try_acquire()) return true;
     auto take = [this] { return try_acquire(); };
-    if (!deadline) {
-      waiters_.wait(take);
-      return true;
+    // Sleep in bounded slices even without a deadline: release() wakes one sleeper, and if that
+    // one is killed before it takes the unit, the others must still see the unit (a slice later).
+    for (;;) {
+      auto slice_end = std::chrono::steady_clock::now() + kRecheckSlice;
+      if (deadline && *deadline < slice_end) slice_end = *deadline;
+      if (waiters_.wait_until(take, slice_end)) return true;
+      if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
     }
-    return waiters_.wait_until(take, *deadline);
   }
+
+  /// How long a waiter sleeps before it looks at the count again on its own.
+  static constexpr std::chrono::milliseconds kRecheckSlice{50};
 
   /// Adds a unit and wakes one waiter. Returns false, changing nothing, when the count is already
   /// at its bound. @concurrent any; never blocks.

@@ -3,10 +3,13 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -21,33 +24,45 @@ struct StatFields {
   unsigned long long start_time = 0;
 };
 
-// Reads /proc/<pid>/stat: the state (field 3) and the start time in clock ticks (field 22).
-// comm (field 2) may contain spaces and parentheses, so fields are counted from the last ')'.
-bool read_stat(std::uint32_t pid, StatFields& out) noexcept {
+enum class StatRead { ok, no_such_process, unreadable };
+
+// Reads /proc/<pid>/stat (or /proc/self/stat for pid 0): the state (field 3) and the start time
+// in clock ticks (field 22). comm (field 2) may contain spaces and parentheses, so fields are
+// counted from the last ')'. Only a missing entry means "no such process": a read that fails for
+// another reason (no descriptors left, /proc hidden or absent) says nothing about the process.
+StatRead read_stat(std::uint32_t pid, StatFields& out) noexcept {
   char path[32];
-  std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  if (pid == 0) {
+    std::snprintf(path, sizeof path, "/proc/self/stat");
+  } else {
+    std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
+  }
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return errno == ENOENT || errno == ESRCH ? StatRead::no_such_process : StatRead::unreadable;
   char buf[1024];
   const ssize_t n = platform::retry_eintr([&] { return ::read(fd, buf, sizeof buf - 1); });
+  const int read_errno = errno;
   ::close(fd);
-  if (n <= 0) return false;
+  if (n < 0 && read_errno == ESRCH) return StatRead::no_such_process;  // it exited while we read
+  if (n <= 0) return StatRead::unreadable;
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
-  if (p == nullptr || p[1] != ' ') return false;
+  if (p == nullptr || p[1] != ' ') return StatRead::unreadable;
   out.state = p[2];
   int field = 3;
   for (p += 2; *p != '\0' && field < 22; ++p) {
     if (*p == ' ') ++field;
   }
   out.start_time = std::strtoull(p, nullptr, 10);
-  return true;
+  return StatRead::ok;
 }
 
 std::uint64_t compute_identity() noexcept {
   const auto pid = static_cast<std::uint32_t>(::getpid());
   StatFields self;
-  read_stat(pid, self);
+  // /proc/self, not /proc/<pid>: /proc may belong to another pid namespace. Unreadable: stamp 0,
+  // which process_alive() treats as "pid only".
+  if (read_stat(0, self) != StatRead::ok) self.start_time = 0;
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(self.start_time)) << 32) | pid;
 }
 
@@ -75,10 +90,20 @@ std::uint64_t process_identity() noexcept {
 
 bool process_alive(std::uint64_t identity) noexcept {
   const auto pid = static_cast<std::uint32_t>(identity);
+  const auto stamp = static_cast<std::uint32_t>(identity >> 32);
   StatFields st;
-  if (!read_stat(pid, st)) return false;                 // no such process
+  switch (read_stat(pid, st)) {
+    case StatRead::no_such_process:
+      return false;
+    case StatRead::unreadable:
+      // Never declare a live owner dead because /proc could not be read: ask the kernel whether
+      // the pid exists at all (EPERM: it exists, under another user).
+      return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+    case StatRead::ok:
+      break;
+  }
   if (st.state == 'Z' || st.state == 'X') return false;  // exited, not yet reaped
-  return static_cast<std::uint32_t>(st.start_time) == static_cast<std::uint32_t>(identity >> 32);
+  return stamp == 0 || static_cast<std::uint32_t>(st.start_time) == stamp;
 }
 
 std::uint32_t thread_id() noexcept {
