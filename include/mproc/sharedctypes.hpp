@@ -82,6 +82,11 @@ std::size_t array_payload_size(std::size_t n) {
 template <detail::SharedValueType T>
 class Value {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Value(const Value&) = default;
+  Value& operator=(const Value&) = default;
+
   Value() : Value(T{}) {}
   explicit Value(const T& initial)
       : block_(detail::SharedBlock::create(sizeof(detail::ValueState<T>), abi_hash<detail::ValueState<T>>(),
@@ -142,6 +147,11 @@ class Value {
 template <detail::SharedValueType T>
 class RawValue {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  RawValue(const RawValue&) = default;
+  RawValue& operator=(const RawValue&) = default;
+
   RawValue() : RawValue(T{}) {}
   explicit RawValue(const T& initial)
       : block_(detail::SharedBlock::create(sizeof(T), abi_hash<T>(), "RawValue")),
@@ -161,6 +171,11 @@ class RawValue {
 template <detail::SharedValueType T>
 class Array {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Array(const Array&) = default;
+  Array& operator=(const Array&) = default;
+
   /// n zero-initialised elements (CPython's Array('i', 10)).
   explicit Array(std::size_t n) : Array(n, nullptr) {}
   /// A copy of the given elements (CPython's Array('d', [1.0, 2.0])).
@@ -211,6 +226,11 @@ class Array {
 template <detail::SharedValueType T>
 class RawArray {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  RawArray(const RawArray&) = default;
+  RawArray& operator=(const RawArray&) = default;
+
   explicit RawArray(std::size_t n) : RawArray(n, nullptr) {}
   RawArray(std::initializer_list<T> values) : RawArray(values.size(), values.begin()) {}
   explicit RawArray(std::span<const T> values) : RawArray(values.size(), values.data()) {}

@@ -71,6 +71,11 @@ std::chrono::nanoseconds to_timeout(std::chrono::duration<Rep, Period> timeout) 
 /// std::unique_lock, std::scoped_lock).
 class MPROC_API Lock {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Lock(const Lock&) = default;
+  Lock& operator=(const Lock&) = default;
+
   /// A new, unlocked lock.
   Lock();
 
@@ -91,6 +96,8 @@ class MPROC_API Lock {
 
   /// A racy observation, for tests and diagnostics: whether some process holds the lock now.
   [[nodiscard]] bool locked_snapshot() const noexcept;
+  /// Whether this process holds the lock now (any of its threads: a Lock has no owning thread).
+  [[nodiscard]] bool held_by_this_process() const noexcept;
 
   /// Internal: a handle to a lock that lives inside another shared object's block.
   Lock(detail::SharedBlock block, detail::LockState* state) noexcept
@@ -108,6 +115,11 @@ class MPROC_API Lock {
 /// again; it is free once released as many times. Only the owning thread may release it.
 class MPROC_API RLock {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  RLock(const RLock&) = default;
+  RLock& operator=(const RLock&) = default;
+
   RLock();
 
   bool acquire(bool block = true);
@@ -190,6 +202,11 @@ struct ConditionState;
 /// process that dies holding units does not give them back (as in CPython). Meets Lockable.
 class MPROC_API Semaphore {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Semaphore(const Semaphore&) = default;
+  Semaphore& operator=(const Semaphore&) = default;
+
   /// ValueError if value < 0 or above SEM_VALUE_MAX.
   explicit Semaphore(int value = 1);
 
@@ -230,6 +247,11 @@ class MPROC_API Semaphore {
 /// nothing. The check is exact under concurrency (it is part of the count's CAS).
 class MPROC_API BoundedSemaphore : public Semaphore {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  BoundedSemaphore(const BoundedSemaphore&) = default;
+  BoundedSemaphore& operator=(const BoundedSemaphore&) = default;
+
   explicit BoundedSemaphore(int value = 1);
 
  private:
@@ -253,6 +275,11 @@ class MPROC_API BoundedSemaphore : public Semaphore {
 /// OwnerDied with the lock held at its full depth (see the top of this file).
 class MPROC_API Condition {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Condition(const Condition&) = default;
+  Condition& operator=(const Condition&) = default;
+
   static constexpr std::size_t kMaxWaiters = 1024;
 
   /// Over a new RLock.
@@ -328,6 +355,11 @@ class MPROC_API Condition {
 /// Everything done before set() is visible to a thread whose wait() or is_set() returns true.
 class MPROC_API Event {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Event(const Event&) = default;
+  Event& operator=(const Event&) = default;
+
   Event();
 
   /// @concurrent any; never blocks. set() wakes every waiter (no system call if none sleeps).
@@ -374,6 +406,11 @@ class MPROC_API Event {
 /// barrier (CPython ignores the timeout there).
 class MPROC_API Barrier {
  public:
+  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
+  // usable instead of pointing into memory its last owner may unmap.
+  Barrier(const Barrier&) = default;
+  Barrier& operator=(const Barrier&) = default;
+
   static constexpr std::size_t kMaxParties = std::size_t{1} << 20;
 
   /// ValueError("parties must be > 0") for 0, or above kMaxParties.

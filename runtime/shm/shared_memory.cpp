@@ -164,10 +164,11 @@ void SharedMemory::close() {
 
 void SharedMemory::unlink() {
   const auto& s = state();
-  detail::untrack_segment(s.name);
-  if (auto removed = platform::unlink_named(s.name); !removed) {
-    throw_shm_error(removed.error(), "cannot unlink SharedMemory " + quoted(s.name));
-  }
+  auto removed = platform::unlink_named(s.name);
+  // Untracked once the name is gone, by this call or by someone else's (ENOENT); a failure that
+  // leaves the segment in place (EACCES) keeps it tracked, so the exit handler still tries.
+  if (removed || removed.error() == std::errc::no_such_file_or_directory) detail::untrack_segment(s.name);
+  if (!removed) throw_shm_error(removed.error(), "cannot unlink SharedMemory " + quoted(s.name));
 }
 
 std::string SharedMemory::repr() const {

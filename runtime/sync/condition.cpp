@@ -56,9 +56,9 @@ void Condition::release() {
 }
 
 bool Condition::owned_by_caller() const noexcept {
-  // An RLock knows its owning thread. A Lock has no owner to ask (any process may release it, as in
-  // CPython), so "held by someone" is what can be checked.
-  return rlock_ ? rlock_->depth_held_by_me() != 0 : lock_->locked_snapshot();
+  // An RLock knows its owning thread. A Lock knows its owning process (any thread of it may
+  // release it, as in CPython), so "held by this process" is what can be checked.
+  return rlock_ ? rlock_->depth_held_by_me() != 0 : lock_->held_by_this_process();
 }
 
 bool Condition::wait() {

@@ -70,6 +70,10 @@ bool Lock::locked_snapshot() const noexcept {
   return state_->word.owner_snapshot() != 0;
 }
 
+bool Lock::held_by_this_process() const noexcept {
+  return state_->word.owner_snapshot() == detail::process_identity();
+}
+
 void codec<Lock>::encode(Encoder& out, const Lock& lock) {
   detail::encode_block_ref(
       out, lock.block_,

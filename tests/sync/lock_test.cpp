@@ -467,4 +467,36 @@ TEST(Review, ADecoderRefusesAPrimitiveOfAnotherType) {
   EXPECT_EQ(as_semaphore.get<mproc::Semaphore>().get_value(), 1);
 }
 
+TEST(Review, AMovedFromHandleStaysUsable) {
+  mproc::Lock a;
+  mproc::Lock b(std::move(a));
+  a.acquire();  // NOLINT(bugprone-use-after-move): a move of a handle is a copy, by design
+  EXPECT_FALSE(b.acquire(false));
+  b.release();
+  mproc::Value<int> v(5);
+  mproc::Value<int> w = std::move(v);
+  v.value() += 1;  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(w.value(), 6);
+}
+
+void wait_on_a_lock_held_elsewhere(mproc::Condition cond) {
+  try {
+    cond.wait(std::chrono::milliseconds(10));
+  } catch (const mproc::ProcessError&) {
+    throw mproc::SystemExit(0);
+  }
+  throw mproc::SystemExit(1);
+}
+
+TEST(Review, AConditionOverALockHeldByAnotherProcessRefusesToWait) {
+  mproc::Lock lock;
+  mproc::Condition cond(lock);
+  lock.acquire();
+  auto p = mproc::get_context(mproc::StartMethod::fork).Process(wait_on_a_lock_held_elsewhere, cond);
+  p.start();
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0) << "a process that does not hold the lock was let into wait()";
+  lock.release();
+}
+
 }  // namespace
