@@ -7,10 +7,11 @@
 //
 // Each is a cheap, copyable handle: copies, in this process or passed to a child as a Process
 // argument under any start method, refer to the same shared memory, which lives until the last
-// handle in any process is gone. value() and operator[] return references INTO shared memory:
-// reads and writes through them are plain memory accesses, so concurrent writers need the lock
-// (or fetch_add and friends for integral types), exactly as in Python, where `count.value += 1`
-// without the lock loses updates.
+// handle in any process is gone. Moving a handle copies it (a moved-from handle stays usable).
+// value() and operator[] return references INTO shared memory: reads and writes through them
+// are plain memory accesses, so concurrent writers need the lock (or fetch_add and friends for
+// integral types), exactly as in Python, where `count.value += 1` without the lock loses
+// updates.
 //
 // T must be trivially copyable and standard layout (no pointers: mappings differ between
 // processes), like the ctypes types CPython accepts.
@@ -80,10 +81,9 @@ std::size_t array_payload_size(std::size_t n) {
 
 /// A T in shared memory with a lock beside it (CPython's multiprocessing.Value).
 template <detail::SharedValueType T>
-class Value {
+class Value : public detail::LockableByAcquire<Value<T>> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Value(const Value&) = default;
   Value& operator=(const Value&) = default;
 
@@ -102,12 +102,9 @@ class Value {
   /// The lock that guards the value (an RLock, CPython's default). A handle: copy it freely.
   [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
 
-  /// Lockable, through the value's lock (Python: `with count:` / count.acquire()).
+  /// Through the value's lock (Python: `with count:` / count.acquire()); Lockable as well.
   bool acquire(bool block = true) { return lock_.acquire(block); }
   void release() { lock_.release(); }
-  void lock() { lock_.lock(); }
-  bool try_lock() { return lock_.try_lock(); }
-  void unlock() { lock_.unlock(); }
 
   /// Atomic read-modify-writes, lock-free (they do not take the lock, so they do not wait for a
   /// holder of it either). Seq_cst, like std::atomic's defaults.
@@ -147,8 +144,7 @@ class Value {
 template <detail::SharedValueType T>
 class RawValue {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   RawValue(const RawValue&) = default;
   RawValue& operator=(const RawValue&) = default;
 
@@ -169,10 +165,9 @@ class RawValue {
 
 /// A fixed-length array of T in shared memory with a lock (CPython's multiprocessing.Array).
 template <detail::SharedValueType T>
-class Array {
+class Array : public detail::LockableByAcquire<Array<T>> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Array(const Array&) = default;
   Array& operator=(const Array&) = default;
 
@@ -198,9 +193,6 @@ class Array {
   [[nodiscard]] RLock& get_lock() const noexcept { return lock_; }
   bool acquire(bool block = true) { return lock_.acquire(block); }
   void release() { lock_.release(); }
-  void lock() { lock_.lock(); }
-  bool try_lock() { return lock_.try_lock(); }
-  void unlock() { lock_.unlock(); }
 
  private:
   friend struct codec<Array<T>>;
@@ -226,8 +218,7 @@ class Array {
 template <detail::SharedValueType T>
 class RawArray {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   RawArray(const RawArray&) = default;
   RawArray& operator=(const RawArray&) = default;
 

@@ -3,7 +3,9 @@
 //
 // Every object here is a cheap, copyable handle: copies (in this process, or passed to a child as
 // a Process argument under any start method) refer to the same shared object, as Python
-// references do, and the object lives until its last handle in any process is gone.
+// references do, and the object lives until its last handle in any process is gone. Moving a
+// handle copies it, so that a moved-from handle stays usable instead of pointing into memory its
+// last owner may unmap.
 //
 // Dead owners: a process that dies holding a Lock or RLock does not block the others forever
 // (CPython's do, bpo-44138). The next acquire takes the lock over after noticing the death (within
@@ -64,15 +66,27 @@ std::chrono::nanoseconds to_timeout(std::chrono::duration<Rep, Period> timeout) 
   return std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
 }
 
+/// The Lockable trio (std::lock_guard, std::unique_lock, std::scoped_lock) for a handle that
+/// has CPython's acquire() and release(): one definition instead of one per class.
+template <class Derived>
+class LockableByAcquire {
+ public:
+  void lock() { self().acquire(); }
+  bool try_lock() { return self().acquire(false); }
+  void unlock() { self().release(); }
+
+ private:
+  Derived& self() { return static_cast<Derived&>(*this); }
+};
+
 }  // namespace detail
 
 /// A non-recursive lock shared between processes (CPython's multiprocessing.Lock). Any process or
 /// thread may release it, as in CPython. Meets the Lockable requirements (std::lock_guard,
 /// std::unique_lock, std::scoped_lock).
-class MPROC_API Lock {
+class MPROC_API Lock : public detail::LockableByAcquire<Lock> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Lock(const Lock&) = default;
   Lock& operator=(const Lock&) = default;
 
@@ -89,10 +103,6 @@ class MPROC_API Lock {
   }
   /// Releases; ValueError if the lock is not held (by anyone).
   void release();
-
-  void lock() { acquire(); }
-  bool try_lock() { return acquire(false); }
-  void unlock() { release(); }
 
   /// A racy observation, for tests and diagnostics: whether some process holds the lock now.
   [[nodiscard]] bool locked_snapshot() const noexcept;
@@ -113,10 +123,9 @@ class MPROC_API Lock {
 
 /// A recursive lock (CPython's multiprocessing.RLock): the thread that holds it may acquire it
 /// again; it is free once released as many times. Only the owning thread may release it.
-class MPROC_API RLock {
+class MPROC_API RLock : public detail::LockableByAcquire<RLock> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   RLock(const RLock&) = default;
   RLock& operator=(const RLock&) = default;
 
@@ -129,10 +138,6 @@ class MPROC_API RLock {
   }
   /// ProcessError if the calling thread does not hold it.
   void release();
-
-  void lock() { acquire(); }
-  bool try_lock() { return acquire(false); }
-  void unlock() { release(); }
 
   /// Whether the calling thread holds it, and how many times (0: not held by this thread).
   [[nodiscard]] std::uint32_t depth_held_by_me() const noexcept;
@@ -200,10 +205,9 @@ struct ConditionState;
 /// takes a unit, waiting while there is none; release() adds one. Unbounded above, up to
 /// SEM_VALUE_MAX (2147483647). Units have no owner: any process or thread may release, and a
 /// process that dies holding units does not give them back (as in CPython). Meets Lockable.
-class MPROC_API Semaphore {
+class MPROC_API Semaphore : public detail::LockableByAcquire<Semaphore> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Semaphore(const Semaphore&) = default;
   Semaphore& operator=(const Semaphore&) = default;
 
@@ -225,10 +229,6 @@ class MPROC_API Semaphore {
   /// The count now; racy (CPython's get_value()).
   [[nodiscard]] int get_value() const noexcept;
 
-  void lock() { acquire(); }
-  bool try_lock() { return acquire(false); }
-  void unlock() { release(); }
-
  protected:
   Semaphore(int value, int max_value, const char* kind);
   Semaphore(detail::SharedBlock block, detail::SemaphoreState* state) noexcept
@@ -247,8 +247,7 @@ class MPROC_API Semaphore {
 /// nothing. The check is exact under concurrency (it is part of the count's CAS).
 class MPROC_API BoundedSemaphore : public Semaphore {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   BoundedSemaphore(const BoundedSemaphore&) = default;
   BoundedSemaphore& operator=(const BoundedSemaphore&) = default;
 
@@ -273,10 +272,9 @@ class MPROC_API BoundedSemaphore : public Semaphore {
 /// At most kMaxWaiters threads (in all processes) may wait at once; one more gets ProcessError.
 /// If the lock is taken over from a dead owner while a waiter re-acquires it, wait() throws
 /// OwnerDied with the lock held at its full depth (see the top of this file).
-class MPROC_API Condition {
+class MPROC_API Condition : public detail::LockableByAcquire<Condition> {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Condition(const Condition&) = default;
   Condition& operator=(const Condition&) = default;
 
@@ -293,10 +291,6 @@ class MPROC_API Condition {
     return rlock_ ? rlock_->acquire(block, timeout) : lock_->acquire(block, timeout);
   }
   void release();
-  void lock() { acquire(); }
-  bool try_lock() { return acquire(false); }
-  void unlock() { release(); }
-
   /// Waits until notified; returns true. ProcessError("must acquire() condition before using
   /// wait()") without the lock. @concurrent any thread holding the lock; blocks.
   bool wait();
@@ -355,8 +349,7 @@ class MPROC_API Condition {
 /// Everything done before set() is visible to a thread whose wait() or is_set() returns true.
 class MPROC_API Event {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Event(const Event&) = default;
   Event& operator=(const Event&) = default;
 
@@ -406,8 +399,7 @@ class MPROC_API Event {
 /// barrier (CPython ignores the timeout there).
 class MPROC_API Barrier {
  public:
-  // A handle: copies share the object. A move copies too, so that a moved-from handle stays
-  // usable instead of pointing into memory its last owner may unmap.
+  // A handle (see the file comment): a move copies.
   Barrier(const Barrier&) = default;
   Barrier& operator=(const Barrier&) = default;
 
