@@ -432,7 +432,9 @@ TEST(Review, ASemaphoreWaiterSeesAUnitEvenIfItsWakeIsLost) {
   const auto deadline = std::chrono::steady_clock::now() + 5s;
   while (!took && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   EXPECT_TRUE(took.load()) << "a lost wake left the waiter asleep with a unit free";
-  if (!took) ASSERT_TRUE(sem.release());  // let the thread finish before the test ends
+  if (!took) {
+    ASSERT_TRUE(sem.release());  // let the thread finish before the test ends
+  }
   waiter.join();
 }
 
