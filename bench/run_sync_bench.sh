@@ -25,9 +25,11 @@ lock, mutex, sem = med["BM_LockUncontended"], med["BM_PthreadMutexUncontended"],
 print("uncontended acquire+release (ns):")
 print(f"  mproc Lock {lock:7.1f}   pthread mutex {mutex:7.1f} ({mutex / lock:.2f}x mproc)   POSIX sem {sem:7.1f} ({sem / lock:.2f}x)"
       + (f"   CPython {cpy['uncontended_ns']:7.1f} ({cpy['uncontended_ns'] / lock:.1f}x)" if cpy else ""))
-four = {k: med[f"BM_{k}FourProcesses"] for k in ("Lock", "PthreadMutex", "PosixSemaphore")}
+four = {k: med[f"BM_{k}FourProcesses"] for k in ("Lock", "ValueGetLock", "PthreadMutex", "PosixSemaphore")}
 print("4 processes x 100,000 locked increments (increments/s):")
 print(f"  mproc Lock {four['Lock']:.3g}   pthread mutex {four['PthreadMutex']:.3g} (mproc {four['Lock'] / four['PthreadMutex']:.2f}x)"
       f"   POSIX sem {four['PosixSemaphore']:.3g} (mproc {four['Lock'] / four['PosixSemaphore']:.1f}x)"
       + (f"   CPython {cpy['four_processes_per_s']:.3g} (mproc {four['Lock'] / cpy['four_processes_per_s']:.0f}x)" if cpy else ""))
+print(f"  with the Value's own RLock (get_lock): {four['ValueGetLock']:.3g} ({four['ValueGetLock'] / four['PthreadMutex']:.2f}x pthread,"
+      f" {four['ValueGetLock'] / four['PosixSemaphore']:.1f}x sem)")
 PY
