@@ -1,0 +1,4 @@
+# Queue, Pipe and their rings (issue 4): the lock-free cores with threads (ThreadSanitizer), against
+# models (rapidcheck) and with processes killed at every step; the handles across processes.
+mproc_add_test(mpmc_ring_test queues/mpmc_ring_test.cpp)
+target_link_libraries(mpmc_ring_test PRIVATE rapidcheck)
