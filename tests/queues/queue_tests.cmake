@@ -2,3 +2,4 @@
 # models (rapidcheck) and with processes killed at every step; the handles across processes.
 mproc_add_test(mpmc_ring_test queues/mpmc_ring_test.cpp)
 target_link_libraries(mpmc_ring_test PRIVATE rapidcheck)
+mproc_add_test(queue_test queues/queue_test.cpp)

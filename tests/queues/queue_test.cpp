@@ -1,0 +1,254 @@
+// mproc::Queue, SimpleQueue and JoinableQueue: CPython's API and errors, message types, and
+// producers and consumers in several processes under fork and spawn.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "children.hpp"
+#include "expect_error.hpp"
+#include "mproc/process.hpp"
+#include "mproc/queues.hpp"
+#include "mproc/synchronize.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using mproc_test::Children;
+
+const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
+
+struct Reading {  // an aggregate: encoded by reflection, no user code
+  int sensor;
+  double value;
+  std::string unit;
+  bool operator==(const Reading&) const = default;
+};
+
+TEST(Queue, CarriesEveryKindOfMessageInOrder) {
+  mproc::Queue<int> ints;
+  for (int i = 0; i < 100; ++i) ints.put(i);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(ints.get(), i);
+
+  mproc::Queue<std::string> strings;
+  strings.put("");
+  strings.put(std::string(1000, 'x'));
+  strings.put("流水灯");
+  EXPECT_EQ(strings.get(), "");
+  EXPECT_EQ(strings.get(), std::string(1000, 'x'));
+  EXPECT_EQ(strings.get(), "流水灯");
+
+  mproc::Queue<std::optional<int>> with_sentinel;  // seed 001's None sentinel
+  with_sentinel.put(7);
+  with_sentinel.put(std::nullopt);
+  EXPECT_EQ(with_sentinel.get(), 7);
+  EXPECT_EQ(with_sentinel.get(), std::nullopt);
+
+  using Mixed = std::tuple<std::map<std::string, std::vector<int>>, std::variant<int, std::string>, Reading>;
+  mproc::Queue<Mixed> mixed;
+  const Mixed m{{{"a", {1, 2}}, {"b", {}}}, std::string("v"), Reading{3, 21.5, "°C"}};
+  mixed.put(m);
+  EXPECT_EQ(mixed.get(), m);
+}
+
+TEST(Queue, EmptyAndFullAsInCPython) {
+  mproc::Queue<int> q(2);
+  EXPECT_TRUE(q.empty());
+  expect_error<mproc::Empty>([&] { q.get_nowait(); }, "the queue is empty");
+  expect_error<mproc::Empty>([&] { q.get(false); }, "the queue is empty");
+  EXPECT_EQ(q.try_get(), std::nullopt);
+  const auto start = std::chrono::steady_clock::now();
+  expect_error<mproc::Empty>([&] { q.get(50ms); }, "the queue is empty");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 45ms);
+  expect_error<mproc::Empty>([&] { q.get(-1s); }, "the queue is empty");  // negative: at once
+
+  q.put(1);
+  q.put(2);
+  EXPECT_TRUE(q.full());
+  EXPECT_EQ(q.qsize(), 2U);
+  expect_error<mproc::Full>([&] { q.put_nowait(3); }, "the queue is full");
+  expect_error<mproc::Full>([&] { q.put(3, false); }, "the queue is full");
+  expect_error<mproc::Full>([&] { q.put(3, 20ms); }, "the queue is full");
+  EXPECT_FALSE(q.try_put(3));
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_TRUE(q.try_put(3));
+  EXPECT_EQ(q.get(), 2);
+  EXPECT_EQ(q.get(), 3);
+  EXPECT_EQ(q.qsize(), 0U);
+}
+
+TEST(Queue, TooLargeMessagesFailBeforeAnythingIsWritten) {
+  mproc::Queue<std::string> q(mproc::QueueOptions{.maxsize = 4, .slot_size = 64});
+  EXPECT_EQ(q.max_message(), 4 * 64 - 8U);
+  q.put("first");
+  expect_error<mproc::ValueError>(
+      [&] { q.put(std::string(1000, 'x')); },
+      "a message of 1008 encoded bytes is larger than this queue's 248-byte limit "
+      "(QueueOptions::slot_size and maxsize set it)");
+  EXPECT_EQ(q.qsize(), 1U);
+  EXPECT_EQ(q.get(), "first");
+  expect_error<mproc::ValueError>([] { mproc::Queue<int>(mproc::QueueOptions{.slot_size = 48}); },
+                                  "Queue slot_size must be a power of two between 16 and 1 MiB");
+}
+
+TEST(Queue, UseAfterCloseIsAnErrorAndWakesABlockedGet) {
+  mproc::Queue<int> q;
+  mproc::Queue<int> copy = q;  // the same queue object in this process, as a Python reference
+  std::thread getter([&] { expect_error<mproc::ValueError>([&] { copy.get(); }, "Queue is closed"); });
+  std::this_thread::sleep_for(30ms);
+  expect_error<mproc::ValueError>([&] { q.join_thread(); }, "Queue.join_thread() called before close()");
+  q.close();
+  getter.join();
+  expect_error<mproc::ValueError>([&] { q.put(1); }, "Queue is closed");
+  expect_error<mproc::ValueError>([&] { q.get_nowait(); }, "Queue is closed");
+  q.close();  // idempotent
+  q.join_thread();
+  q.cancel_join_thread();
+}
+
+TEST(Queue, SharedObjectsCannotTravelInsideMessages) {
+  mproc::Queue<mproc::Lock> locks;
+  mproc::Lock lock;
+  expect_error<mproc::ValueError>(
+      [&] { locks.put(lock); },
+      "a Queue message cannot carry shared objects (Lock, Queue, Value, ...): pass them to the "
+      "Process as arguments instead, as CPython requires");
+  EXPECT_TRUE(locks.empty());
+}
+
+// Seed 001's producer and consumer: the producer puts 0..n-1 then None; the consumer sums.
+void produce(mproc::Queue<std::optional<int>> q, int n) {
+  for (int i = 0; i < n; ++i) q.put(i);
+  q.put(std::nullopt);
+}
+
+void consume(mproc::Queue<std::optional<int>> q, mproc::Queue<long> results) {
+  long sum = 0;
+  while (auto item = q.get()) sum += *item;
+  results.put(sum);
+}
+
+TEST(Queue, ProducerAndConsumerProcesses) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    const auto ctx = mproc::get_context(method);
+    Children children;
+    mproc::Queue<std::optional<int>> q(8);  // small: the producer must block and be woken
+    mproc::Queue<long> results;
+    children.start(ctx.Process(consume, q, results));
+    children.start(ctx.Process(produce, q, 10'000));
+    EXPECT_EQ(results.get(20s), 10'000L * 9'999 / 2);
+    children.expect_all_exit(0);
+  }
+}
+
+// Several producers and consumers, more processes than cores: every message exactly once, in
+// order per producer, checked in the consumers and here.
+void tagged_producer(mproc::Queue<std::pair<int, int>> q, int id, int n) {
+  for (int i = 0; i < n; ++i) q.put({id, i});
+}
+
+// Reports, per producer: how many messages it got and the sum of their indices.
+void checking_consumer(mproc::Queue<std::pair<int, int>> q, mproc::Queue<std::vector<long>> reports,
+                       int producers) {
+  std::vector<int> next(producers, 0);
+  std::vector<long> report(2 * producers, 0);
+  for (;;) {
+    const auto [id, i] = q.get();
+    if (id < 0) break;
+    if (id >= producers || i < next[id]) throw std::runtime_error("per-producer FIFO broken");
+    next[id] = i + 1;
+    report[id] += 1;
+    report[producers + id] += i;
+  }
+  reports.put(report);
+}
+
+TEST(Queue, ManyProducersManyConsumersExactlyOnce) {
+  const int kProducers = 3, kConsumers = 3, kEach = 5'000;
+  Children children;
+  mproc::Queue<std::pair<int, int>> q(64);
+  mproc::Queue<std::vector<long>> reports;
+  for (int c = 0; c < kConsumers; ++c)
+    children.start(mproc::Process(checking_consumer, q, reports, kProducers));
+  std::vector<mproc::Process*> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.push_back(&children.start(mproc::Process(tagged_producer, q, p, kEach)));
+  for (auto* p : producers) EXPECT_TRUE(p->join(30s));
+  for (int c = 0; c < kConsumers; ++c) q.put({-1, 0});
+  std::vector<long> total(2 * kProducers, 0);
+  for (int c = 0; c < kConsumers; ++c) {
+    const auto report = reports.get(30s);
+    for (int i = 0; i < 2 * kProducers; ++i) total[i] += report[i];
+  }
+  children.expect_all_exit(0);  // a consumer that saw a message out of order exits 1
+  for (int p = 0; p < kProducers; ++p) {
+    EXPECT_EQ(total[p], kEach) << "producer " << p << ": messages lost or duplicated";
+    EXPECT_EQ(total[kProducers + p], long{kEach} * (kEach - 1) / 2) << "producer " << p;
+  }
+  EXPECT_TRUE(q.empty());
+}
+
+void work_and_mark_done(mproc::JoinableQueue<int> jobs, mproc::Queue<int> done) {
+  for (;;) {
+    const int job = jobs.get();
+    if (job < 0) {
+      jobs.task_done();
+      return;
+    }
+    done.put(job * job);
+    jobs.task_done();
+  }
+}
+
+TEST(JoinableQueue, JoinWaitsForEveryTaskAcrossProcesses) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    Children children;
+    mproc::JoinableQueue<int> jobs;
+    mproc::Queue<int> done;
+    children.start(mproc::get_context(method).Process(work_and_mark_done, jobs, done));
+    children.start(mproc::get_context(method).Process(work_and_mark_done, jobs, done));
+    for (int i = 1; i <= 200; ++i) jobs.put(i);
+    jobs.join();
+    long sum = 0;
+    for (int i = 1; i <= 200; ++i) sum += done.get_nowait();  // every result is already there
+    EXPECT_EQ(sum, 200L * 201 * 401 / 6);
+    jobs.put(-1);
+    jobs.put(-1);
+    jobs.join();
+    children.expect_all_exit(0);
+  }
+}
+
+TEST(JoinableQueue, ExtraTaskDoneIsAnError) {
+  mproc::JoinableQueue<int> q(1);
+  expect_error<mproc::ValueError>([&] { q.task_done(); }, "task_done() called too many times");
+  q.put(1);
+  EXPECT_FALSE(q.try_put(2));  // full: the failed put does not count as a task
+  EXPECT_EQ(q.get(), 1);
+  q.task_done();
+  q.join();  // nothing unfinished: returns at once
+  expect_error<mproc::ValueError>([&] { q.task_done(); }, "task_done() called too many times");
+}
+
+TEST(SimpleQueue, PutGetEmptyClose) {
+  mproc::SimpleQueue<std::string> q;
+  EXPECT_TRUE(q.empty());
+  q.put("a");
+  EXPECT_FALSE(q.empty());
+  EXPECT_EQ(q.get(), "a");
+  q.close();
+  expect_error<mproc::ValueError>([&] { q.put("b"); }, "Queue is closed");
+}
+
+}  // namespace
