@@ -25,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -65,6 +66,26 @@ struct QueueLocal {
                                                std::size_t max_message);
 [[noreturn]] MPROC_API void throw_queue_closed();
 [[noreturn]] MPROC_API void throw_queue_has_fds();
+
+/// A named queue's segment (runtime/queues/named.cpp), shared by this process's handles. The
+/// process that created it unlinks the name when its last handle goes.
+class NamedRegion;
+struct NamedRegionRef {
+  std::shared_ptr<NamedRegion> region;
+  std::span<std::byte> payload;
+};
+/// What kind of named object a segment holds (SegmentHeader::kind): a queue, whatever its T.
+inline constexpr std::uint32_t kNamedQueueKind = 0x51554555;  // "UEUQ"
+/// Creates `name` (FileExistsError if it exists; ValueError for a bad name) with `size`
+/// zero-filled payload bytes; call publish_named_region() once the payload is initialised.
+MPROC_API NamedRegionRef create_named_region(std::string_view name, std::size_t size, std::uint64_t type_hash,
+                                             std::uint32_t kind);
+MPROC_API void publish_named_region(NamedRegion& region) noexcept;
+/// Opens `name`, validated: FileNotFoundError, or ValueError naming what does not match (another
+/// type of message, another kind of object, another mproc layout version).
+MPROC_API NamedRegionRef open_named_region(std::string_view name, std::uint64_t type_hash, std::uint32_t kind,
+                                           std::size_t min_size);
+MPROC_API const std::string& named_region_name(const NamedRegion& region) noexcept;
 
 /// A scratch buffer per thread for encoding messages: no allocation per put once warm.
 MPROC_API std::vector<std::byte>& encode_scratch() noexcept;
@@ -120,6 +141,35 @@ class Queue {
     block_ = detail::SharedBlock::create(QueueRing::region_size(slots, slot_size),
                                          detail::queue_type_hash<T>(), "Queue");
     ring_ = *QueueRing::create(std::span(block_.payload(), block_.payload_size()), slots, slot_size, limit);
+  }
+
+  /// A queue that unrelated programs open by name (Queue<T>::open). This process owns the name:
+  /// it is unlinked when this process's last handle to the queue goes. FileExistsError if the
+  /// name exists; ValueError for an invalid name (1-253 characters, no '/').
+  static Queue create(std::string_view name, std::size_t maxsize = 0) {
+    return create(name, QueueOptions{.maxsize = maxsize});
+  }
+  static Queue create(std::string_view name, const QueueOptions& options) {
+    const Geometry g = geometry(options);
+    auto named = detail::create_named_region(name, QueueRing::region_size(g.slots, g.slot_size),
+                                             detail::queue_type_hash<T>(), detail::kNamedQueueKind);
+    auto ring = QueueRing::create(named.payload, g.slots, g.slot_size, g.limit);
+    detail::publish_named_region(*named.region);
+    return Queue(std::move(named.region), *ring);
+  }
+  /// Opens a queue another process created with Queue<T>::create(name). FileNotFoundError if
+  /// there is none; ValueError if it holds another message type (a Queue<int> opened as a
+  /// Queue<std::string>) or its ring header is invalid.
+  static Queue open(std::string_view name) {
+    auto named = detail::open_named_region(name, detail::queue_type_hash<T>(), detail::kNamedQueueKind,
+                                           sizeof(typename QueueRing::Shared));
+    auto ring = QueueRing::attach(named.payload);
+    if (!ring) throw ValueError("named Queue '" + std::string(name) + "' has an invalid ring header");
+    return Queue(std::move(named.region), *ring);
+  }
+  /// The name of a named queue; empty for an anonymous one.
+  [[nodiscard]] std::string name() const {
+    return named_ ? detail::named_region_name(*named_) : std::string();
   }
 
   /// put(obj): blocks while the queue is full. Throws ValueError after close() or when the
@@ -195,9 +245,27 @@ class Queue {
 
  protected:
   Queue(detail::SharedBlock block, QueueRing ring) noexcept : block_(std::move(block)), ring_(ring) {}
+  Queue(std::shared_ptr<detail::NamedRegion> named, QueueRing ring) noexcept
+      : named_(std::move(named)), ring_(ring) {}
 
  private:
   friend struct codec<Queue<T>>;
+
+  struct Geometry {
+    std::uint32_t slots, slot_size, limit;
+  };
+  static Geometry geometry(const QueueOptions& options) {
+    if (options.maxsize > QueueRing::kMaxSlotCount) throw ValueError("Queue maxsize is too large");
+    const auto slots = options.maxsize == 0 ? QueueOptions::kDefaultSlots
+                                            : std::bit_ceil(static_cast<std::uint32_t>(options.maxsize));
+    const auto limit = options.maxsize == 0 ? slots : static_cast<std::uint32_t>(options.maxsize);
+    const std::uint32_t slot_size =
+        options.slot_size == 0 ? detail::default_slot_size<T>() : options.slot_size;
+    if (!QueueRing::valid_geometry(slots, slot_size, limit)) {
+      throw ValueError("Queue slot_size must be a power of two between 16 and 1 MiB");
+    }
+    return {slots, slot_size, limit};
+  }
 
   void check_open() const {
     if (local_->closed.load(std::memory_order_relaxed)) detail::throw_queue_closed();  // relaxed: own flag
@@ -257,7 +325,8 @@ class Queue {
     return std::move(*item);
   }
 
-  detail::SharedBlock block_;
+  detail::SharedBlock block_;                   // an anonymous queue's memory, or
+  std::shared_ptr<detail::NamedRegion> named_;  // a named queue's
   QueueRing ring_;
   std::shared_ptr<detail::QueueLocal> local_ = std::make_shared<detail::QueueLocal>();
 };
@@ -347,10 +416,20 @@ class JoinableQueue : public Queue<T> {
   Condition cond_;
 };
 
+/// A Queue passes to a Process as its memory (anonymous: the memfd travels with the arguments)
+/// or its name (named: the child opens it by name, so the creator must still hold it).
 template <class T>
 struct codec<Queue<T>> {
-  static void encode(Encoder& out, const Queue<T>& q) { detail::encode_block_ref(out, q.block_, 0); }
+  static void encode(Encoder& out, const Queue<T>& q) {
+    out.put(q.named_ != nullptr);
+    if (q.named_) {
+      out.put(detail::named_region_name(*q.named_));
+    } else {
+      detail::encode_block_ref(out, q.block_, 0);
+    }
+  }
   static Queue<T> decode(Decoder& in) {
+    if (in.get<bool>()) return Queue<T>::open(in.get<std::string>());
     auto [block, offset] =
         detail::decode_block_ref(in, sizeof(typename detail::QueueRing::Shared), kCacheLine);
     if (block.type_hash() != detail::queue_type_hash<T>() || offset != 0) {

@@ -1,5 +1,7 @@
 // mproc::Queue, SimpleQueue and JoinableQueue: CPython's API and errors, message types, and
 // producers and consumers in several processes under fork and spawn.
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -249,6 +251,64 @@ TEST(SimpleQueue, PutGetEmptyClose) {
   EXPECT_EQ(q.get(), "a");
   q.close();
   expect_error<mproc::ValueError>([&] { q.put("b"); }, "Queue is closed");
+}
+
+}  // namespace
+
+namespace {
+
+std::string test_name(const char* what) {
+  return "mproc-test-" + std::to_string(::getpid()) + "-" + what;
+}
+
+bool segment_exists(const std::string& name) {
+  return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0;
+}
+
+void open_by_name_and_answer(std::string name, int base) {
+  auto q = mproc::Queue<int>::open(name);
+  const int v = q.get(10s);
+  q.put(v + base);
+}
+
+TEST(NamedQueue, UnrelatedProcessesOpenItByNameAndItsOwnerCleansUp) {
+  const std::string name = test_name("named-queue");
+  {
+    auto q = mproc::Queue<int>::create(name, 16);
+    EXPECT_EQ(q.name(), name);
+    EXPECT_TRUE(segment_exists(name));
+    for (auto method : kMethods) {
+      SCOPED_TRACE(std::string(mproc::to_string(method)));
+      Children children;
+      // The child gets only the name, as an unrelated program would.
+      children.start(mproc::get_context(method).Process(open_by_name_and_answer, name, 100));
+      q.put(1);
+      std::this_thread::sleep_for(50ms);  // let the child take it
+      EXPECT_EQ(q.get(10s), 101);
+      children.expect_all_exit(0);
+    }
+    // And a handle passed as an argument travels by name.
+    auto again = mproc::Queue<int>::open(name);
+    again.put(5);
+    EXPECT_EQ(q.get(), 5);
+    expect_error<mproc::FileExistsError>([&] { mproc::Queue<int>::create(name); },
+                                         "cannot create Queue '" + name + "': File exists");
+  }
+  EXPECT_FALSE(segment_exists(name)) << "the owner's last handle did not unlink the name";
+}
+
+TEST(NamedQueue, OpeningValidatesTheMessageTypeAndTheName) {
+  const std::string name = test_name("typed-queue");
+  auto q = mproc::Queue<int>::create(name);
+  expect_error<mproc::ValueError>([&] { mproc::Queue<std::string>::open(name); },
+                                  "cannot open Queue '" + name + "': it carries another message type");
+  expect_error<mproc::FileNotFoundError>(
+      [&] { mproc::Queue<int>::open(test_name("missing")); },
+      "cannot open Queue '" + test_name("missing") + "': No such file or directory");
+  expect_error<mproc::ValueError>(
+      [] { mproc::Queue<int>::create("bad/name"); },
+      "cannot create Queue 'bad/name': invalid shared memory name: use 1 to 253 characters "
+      "after an optional leading '/', without '/' or NUL, and not '.' or '..'");
 }
 
 }  // namespace
