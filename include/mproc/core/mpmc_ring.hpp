@@ -492,8 +492,8 @@ class MpmcRing {
         continue;
       }
       if (kind != Kind::ready && kind != Kind::pad && kind != Kind::abandoned) return {RingStatus::corrupted};
-      // The record's claim may not have moved tail yet (its producer died just after claiming).
-      help_advance(*shared_->tail, i, s, k);
+      // No need to help tail here: a producer moves tail past its record before it stores
+      // `ready`, and recover() moves it past a record it abandons.
       // [sync:ring.publish] acquire on success: the payload stored before `ready` is visible.
       const std::uint64_t claimed = word(Kind::reading, k, Tag::self(), lap);
       if (!states_[i].compare_exchange_strong(s, claimed, std::memory_order_acquire,
