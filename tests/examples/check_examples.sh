@@ -18,6 +18,13 @@ out=$(timeout 60 "$dir/seed001_lock" 2>&1)
 out=$(timeout 60 "$dir/seed001_value" 2>&1)
 [[ $out == "Result: 4" ]] || fail "seed001 Value"
 
+out=$(timeout 60 "$dir/seed001_queue" 2>&1)
+expected=$'Consumed: 0\nConsumed: 1\nConsumed: 2\nConsumed: 3\nConsumed: 4'
+[[ $out == "$expected" ]] || fail "seed001 Queue: the consumer gets 0..4 in order, then None ends it"
+
+out=$(timeout 60 "$dir/seed000_multicore" 2>&1)
+[[ $out == "multicore: 499999666667166666000000" ]] || fail "seed000 multicore: the two results collected"
+
 out=$(timeout 60 "$dir/seed003_process_list" 2>&1)
 [[ $(count 'finished task') == 5 ]] || fail "seed003: five tasks finish"
 [[ $(count 'stopped exitcode=0>') == 5 ]] || fail "seed003: five joined processes"
