@@ -1,7 +1,8 @@
 // mproc's value codec: how arguments, queue items and results become bytes and back.
 //
 // Supported without user code:
-//   * bool, arithmetic types, enums, std::byte, std::chrono::duration: fixed-size copies;
+//   * bool, arithmetic types, std::byte, std::chrono::duration, enums with a fixed underlying type
+//     (every enum class; `enum E : int`): fixed-size copies;
 //   * std::string, std::vector, std::array, std::optional, std::pair, std::tuple, std::variant,
 //     std::monostate, std::map, std::unordered_map, std::set, std::unordered_set, nested freely;
 //   * plain aggregates (structs with public fields and no user constructors), field by field,
@@ -166,12 +167,19 @@ inline constexpr bool is_duration_v<std::chrono::duration<Rep, Period>> = true;
 __extension__ using int128 = __int128;
 __extension__ using uint128 = unsigned __int128;
 
+/// An enum whose values are all those of its underlying type. Without a fixed underlying type
+/// (`enum E { a, b }`), only the values of the smallest bit-field holding every enumerator exist:
+/// loading another is undefined behaviour, and the decoder cannot know the enumerators to check.
+/// List-initialisation from the underlying type compiles exactly when it is fixed.
+template <class T>
+concept FixedEnum = std::is_enum_v<T> && requires { T{std::underlying_type_t<T>{}}; };
+
 /// Types copied byte for byte: every bit pattern of their size is a valid value. The 128-bit
 /// integers are listed because strict -std=c++20 does not count them as arithmetic.
 template <class T>
 inline constexpr bool is_plain_scalar_v =
-    (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) || std::is_enum_v<T> ||
-    std::is_same_v<T, std::byte> || std::is_same_v<T, int128> || std::is_same_v<T, uint128>;
+    (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) || FixedEnum<T> || std::is_same_v<T, std::byte> ||
+    std::is_same_v<T, int128> || std::is_same_v<T, uint128>;
 
 /// std::vector of plain scalars: copied in one block.
 template <class T>
@@ -414,7 +422,8 @@ template <class T>
 struct type_is_not_serializable {
   static_assert(Encodable<T>,
                 "mproc: this type cannot be serialized (see the 'with T = ...' line above). Use "
-                "plain data, std containers, aggregates of them, or specialise mproc::codec<T>.");
+                "plain data, std containers, aggregates of them, or specialise mproc::codec<T>. An enum "
+                "needs a fixed underlying type: enum class E, or enum E : int.");
   static constexpr bool value = true;
 };
 
