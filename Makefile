@@ -8,17 +8,18 @@
 #   make bench         Release build, then every bench/run_*.sh (medians, controls and peers)
 #   make format        clang-format -i on the C++ sources;  make format-check: only report
 #   make tidy          clang-tidy over runtime/ (.clang-tidy), with build/test's compile database
+#   make fuzz          every libFuzzer target (clang, build/fuzz) for FUZZ_SECONDS each (docs/fuzzing.md)
 #   make clean         removes build/
 #
 # Variables: JOBS (parallel builds and tests), DEMO, CTEST_ARGS (e.g. CTEST_ARGS='-R Queue'),
 # BENCH_ARGS (passed to every bench/run_*.sh after the binary directory: the repetitions),
-# BUILD_ROOT (build/).
+# BUILD_ROOT (build/), FUZZ_SECONDS (60), FUZZ_ARGS (more libFuzzer flags, e.g. FUZZ_ARGS=-seed=1).
 # Every target first runs scripts/install-deps, which is silent when nothing is missing.
 
 JOBS ?= $(shell nproc)
 BUILD_ROOT ?= build
 # The main job: the seeds' process examples until the Pool issue brings the efficiency comparison.
-DEMO ?= seed001_process_basics seed001_lock seed001_value seed003_process_list seed004_four_tasks
+DEMO ?= seed000_multicore seed001_process_basics seed001_lock seed001_value seed001_queue seed003_process_list seed004_four_tasks
 CTEST_ARGS ?=
 BENCH_ARGS ?=
 CMAKE ?= cmake
@@ -38,10 +39,10 @@ CTEST_RUN = $(CTEST) --output-on-failure --timeout 300 -j $(JOBS) $(CTEST_ARGS) 
 # The C++ sources: tracked files plus new ones not yet added, never what .gitignore excludes.
 SOURCES = git ls-files --cached --others --exclude-standard -- '*.cpp' '*.hpp' '*.h' '*.cc' '*.inl'
 
-.PHONY: help deps deps-lint demo test test-asan test-tsan bench format format-check tidy clean
+.PHONY: help deps deps-lint demo test test-asan test-tsan bench fuzz format format-check tidy clean
 
 help:
-	@sed -n '4,10s/^# //p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '4,12s/^# //p' $(firstword $(MAKEFILE_LIST))
 
 deps:
 	@scripts/install-deps
@@ -85,6 +86,26 @@ bench: deps
 	  echo "== $$script"; "$$script" $(BUILD_ROOT)/release/bench $(BENCH_ARGS); ran=1; \
 	done; \
 	if ((ran == 0)); then echo "make bench: no bench/run_*.sh scripts" >&2; exit 1; fi
+
+# libFuzzer needs clang, so build/fuzz is a clang build of the fuzz targets alone. Each target grows
+# a working corpus in build/fuzz/corpus/<name>/ from the committed seeds of fuzz/corpus/<name>/ (only
+# read) and leaves what it finds in build/fuzz/artifacts/<name>/. One process per target: -jobs or
+# -fork would take every core of a shared machine. The first finding stops the run (exit 77).
+FUZZ_SECONDS ?= 60
+FUZZ_ARGS ?=
+FUZZ_CXX ?= clang++
+fuzz: deps
+	$(CONFIGURE) -B $(BUILD_ROOT)/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) \
+	  -DMPROC_BUILD_FUZZ=ON -DMPROC_BUILD_TESTS=OFF -DMPROC_BUILD_BENCH=OFF -DMPROC_BUILD_EXAMPLES=OFF
+	$(BUILD) $(BUILD_ROOT)/fuzz -j $(JOBS) --target mproc_fuzzers
+	@for seeds in fuzz/corpus/*/; do \
+	  name=$$(basename "$$seeds"); \
+	  corpus=$(BUILD_ROOT)/fuzz/corpus/$$name; artifacts=$(BUILD_ROOT)/fuzz/artifacts/$$name/; \
+	  mkdir -p "$$corpus" "$$artifacts"; \
+	  echo "== fuzz_$$name for $(FUZZ_SECONDS) s"; \
+	  $(BUILD_ROOT)/fuzz/fuzz/fuzz_$$name -max_total_time=$(FUZZ_SECONDS) -malloc_limit_mb=64 \
+	    -artifact_prefix="$$artifacts" $(FUZZ_ARGS) "$$corpus" "$$seeds"; \
+	done
 
 format: deps-lint
 	$(SOURCES) | xargs -r $(CLANG_FORMAT) -i
