@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# run_queue_bench.sh <directory of the bench binaries> [repetitions] [more queue_bench flags]:
+# Queue/Pipe against Boost.Lockfree (spsc_queue, queue) in shared memory, a raw futex round trip,
+# Boost.Interprocess's message_queue and CPython's multiprocessing, in one run; medians and ratios.
+# Each mproc case present in the binary is printed against its peer; the peers are printed always.
+set -euo pipefail
+bin=$1/queue_bench
+reps=${2:-5}
+shift $(($# < 2 ? $# : 2))
+here=$(cd "$(dirname "$0")" && pwd)
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
+"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
+  --benchmark_min_time=0.2 --benchmark_format=json "$@" >"$json"
+cpython='{}'
+if command -v python3 >/dev/null; then cpython=$(python3 "$here/peers/cpython_queue.py" 3); fi
+python3 - "$json" "$cpython" <<'PY'
+import json, sys
+
+# Each mproc case's peer in queue_bench (PEERS), the issue's targets (TARGETS) and CPython's figure
+# (CPYTHON); an mproc case absent from the binary is skipped. Throughput cases compare items/s
+# (mproc / peer, at least the target); round trips compare the time per round trip (mproc / peer,
+# at most the target).
+PEERS = {
+    "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C",
+    "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C",
+    "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C",
+    "BM_MprocPipe_PingPongSpin": "BM_BoostSpscQueue_PingPong",
+    "BM_MprocPipe_PingPongSleep": "BM_RawFutex_PingPong",
+    "BM_MprocQueueString/64": "BM_InterprocessMessageQueue/64",
+    "BM_MprocQueueString/4096": "BM_InterprocessMessageQueue/4096",
+}
+# Also printed, without a target: the same peers with yielding waits (spin, then sched_yield), the
+# fairer bar when processes outnumber the free cores.
+ALSO = {
+    "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
+    "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
+    "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C_Yield",
+}
+TARGETS = {  # issue 4's Performance section: (target against the peer, target against CPython)
+    "BM_MprocQueue_1P1C": (1.0, 500),
+    "BM_MprocPipe_1P1C": (1.0, 500),
+    "BM_MprocQueue_2P2C": (5.0, 500),
+    "BM_MprocPipe_PingPongSpin": (1.0, None),
+    "BM_MprocPipe_PingPongSleep": (1.2, None),
+    "BM_MprocQueueString/64": (5.0, None),
+    "BM_MprocQueueString/4096": (5.0, None),
+}
+CPYTHON = {  # queue_bench case -> the key of bench/peers/cpython_queue.py's figure
+    "BM_MprocQueue_1P1C": "queue_1p1c_per_s",
+    "BM_MprocPipe_1P1C": "queue_1p1c_per_s",
+    "BM_MprocQueue_2P2C": "queue_2p2c_per_s",
+    "BM_MprocPipe_PingPongSpin": "pipe_round_trip_us",
+    "BM_MprocPipe_PingPongSleep": "pipe_round_trip_us",
+    "BM_MprocQueueString/64": "queue_bytes64_per_s",
+    "BM_MprocQueueString/4096": "queue_bytes4096_per_s",
+    "BM_BoostSpscQueue_1P1C": "queue_1p1c_per_s",
+    "BM_BoostSpscQueue_1P1C_Yield": "queue_1p1c_per_s",
+    "BM_BoostLockfreeQueue_2P2C": "queue_2p2c_per_s",
+    "BM_BoostLockfreeQueue_2P2C_Yield": "queue_2p2c_per_s",
+    "BM_BoostSpscQueue_PingPong": "pipe_round_trip_us",
+    "BM_RawFutex_PingPong": "pipe_round_trip_us",
+    "BM_InterprocessMessageQueue/64": "queue_bytes64_per_s",
+    "BM_InterprocessMessageQueue/4096": "queue_bytes4096_per_s",
+}
+
+data = json.load(open(sys.argv[1]))
+cpy = json.loads(sys.argv[2])
+med, errors = {}, {}
+for b in data["benchmarks"]:
+    name = b["run_name"].removesuffix("/real_time").removesuffix("/manual_time")
+    if b.get("error_occurred"):
+        errors[name] = b.get("error_message", "error")
+    elif b.get("aggregate_name") == "median":
+        # Round trips in seconds per round trip (smaller is better), the rest in items per second.
+        med[name] = ("rt", b["round_trip"]) if "round_trip" in b else ("tp", b["items_per_second"])
+
+
+def fmt(kind, value):
+    return f"{value * 1e9:9.0f} ns/rt" if kind == "rt" else f"{value:10.3g} /s"
+
+
+def cpython_ratio(name):
+    """mproc-or-peer against CPython, as 'Nx faster' (items/s ratio or round-trip time ratio)."""
+    key = CPYTHON.get(name)
+    if key not in cpy or name not in med:
+        return None
+    kind, value = med[name]
+    return cpy[key] / (value * 1e6) if kind == "rt" else value / cpy[key]
+
+
+print("peers (medians):")
+for name in [n for n in dict.fromkeys([*med, *errors]) if not n.startswith("BM_Mproc")]:
+    if name in errors:
+        print(f"  {name:34} ERROR: {errors[name]}")
+    elif name in med:
+        r = cpython_ratio(name)
+        print(f"  {name:34} {fmt(*med[name])}" + (f"   {r:7.1f}x CPython" if r else ""))
+if cpy:
+    print(f"  CPython mp.Queue 1P1C {cpy['queue_1p1c_per_s']:.3g}/s   2P2C {cpy['queue_2p2c_per_s']:.3g}/s"
+          f"   mp.Pipe round trip {cpy['pipe_round_trip_us']:.1f} us"
+          f"   bytes 64 {cpy['queue_bytes64_per_s']:.3g}/s   bytes 4096 {cpy['queue_bytes4096_per_s']:.3g}/s")
+
+rows = [n for n in PEERS if n in med or n in errors]
+if rows:
+    print("mproc against its peer (ratio: items/s mproc/peer, target >=; round trip mproc/peer, target <=):")
+for name in rows:
+    peer = PEERS[name]
+    target, cpy_target = TARGETS[name]
+    if name in errors or peer not in med:
+        print(f"  {name:34} ERROR: {errors.get(name) or errors.get(peer, 'peer missing')}")
+        continue
+    (kind, mine), (_, theirs) = med[name], med[peer]
+    ratio = mine / theirs
+    met = ratio <= target if kind == "rt" else ratio >= target
+    line = (f"  {name:34} {fmt(kind, mine)}   {peer} {fmt(kind, theirs)}   ratio {ratio:.2f}"
+            f" (target {'<=' if kind == 'rt' else '>='} {target:g}: {'met' if met else 'NOT met'})")
+    r = cpython_ratio(name)
+    if r:
+        line += f"   {r:.{0 if r >= 10 else 1}f}x CPython" + (f" (target >= {cpy_target}: {'met' if r >= cpy_target else 'NOT met'})" if cpy_target else "")
+    if ALSO.get(name) in med:
+        line += f"   ratio {mine / med[ALSO[name]][1]:.2f} against {ALSO[name]}"
+    print(line)
+if errors:
+    sys.exit(1)
+PY
