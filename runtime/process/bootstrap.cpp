@@ -13,6 +13,7 @@
 #endif
 
 #include "platform/linux/process.hpp"
+#include "mproc/detail/barrier.hpp"
 #include "process/state.hpp"
 
 namespace mproc {
@@ -217,6 +218,7 @@ void init(int argc, char** argv) {
   if (rt.initialized) return;
   rt.initialized = true;
   rt.argv0 = argc > 0 && argv[0] != nullptr ? argv[0] : "mproc";
+  (void)detail::enable_light_barriers();  // before any thread of the caller notifies a WaitWord
   (void)current_process();
   if (argc >= 2 && argv[1] != nullptr) {
     if (std::strcmp(argv[1], detail::kSpawnFlag) == 0) detail::boot_from_payload();

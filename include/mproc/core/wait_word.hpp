@@ -21,29 +21,38 @@
 //
 // Lost wake-ups are impossible by these invariants (the [sync:wait_word.*] tags below refer to them):
 //
-//   1. A parking waiter performs, in this order: (W1) sleepers_ += 1, (W2) e = epoch_,
-//      (W3) ready(), (W4) futex_wait(epoch_, e). It decrements sleepers_ only after it stops
-//      parking, so from W1 to its return it counts as "parked or about to park".
+//   1. A parking waiter performs, in this order: (W1) sleepers_ += 1, (F1) a heavy barrier,
+//      (W2) e = epoch_, (W3) ready(), (W4) futex_wait(epoch_, e). It decrements sleepers_ only
+//      after it stops parking, so from W1 to its return it counts as "parked or about to park".
 //   2. A notifier performs, in this order: (N1) change the state ready() reads (any memory order),
-//      (N2) epoch_ += 1, (N3) s = sleepers_, (N4) futex_wake(epoch_) only if s != 0.
-//   3. W1, W2, N2 and N3 are seq_cst, so they lie in one total order S consistent with program
-//      order. W1 -> W2 and N2 -> N3 are the two halves of a Dekker (store-buffer) pattern: with
-//      acquire/release alone, both loads could miss the other side's store (x86 store buffers
-//      allow it) and the waiter would park while the notifier skips the wake.
-//   4. If N3 precedes W1 in S (the notifier saw no sleeper), then N2 precedes W2 in S, so W2 reads
-//      N2's epoch or a later one. N2 is a release RMW and W2 an acquire load, so N1 happens before
-//      W3: ready() is true and the waiter does not park.
-//   5. Otherwise W1 precedes N3 in S: the notifier sees the waiter counted (its own decrement
-//      comes after it stopped parking) and calls futex_wake. If W2 read the epoch from before
-//      N2, the kernel's compare-and-enqueue in W4 either sees the bumped epoch (value_mismatch) or
-//      has already queued the waiter, which the wake then finds (futex(2) orders the two calls).
-//      If W2 read N2 or later, invariant 4's argument applies: ready() is true at W3.
-//   6. The epoch wraps after 2^32 notifies. A waiter that is held up between W2 and W4 (preempted,
-//      stopped) while exactly a multiple of 2^32 notifies happen would park on a matching stale
-//      epoch (ABA) until the next notify. That takes > 40 s of nonstop notifying; it is accepted.
+//      (F2) a light barrier, (N2) s = sleepers_, and only if s != 0: (N3) epoch_ += 1 (seq_cst),
+//      (N4) futex_wake(epoch_).
+//   3. F1 and F2 (detail/barrier.hpp) are seq_cst fences, or F1 is membarrier(2) and F2 a compiler
+//      barrier in a registered process; either way F1 and F2 order the two sides like two seq_cst
+//      fences: one precedes the other. W1 -> F1 -> W3 and N1 -> F2 -> N2 are the two halves of a
+//      Dekker (store-buffer) pattern: without the barriers both loads could miss the other side's
+//      store (x86 store buffers allow it) and the waiter would park while the notifier skips the
+//      wake. (membarrier runs a full barrier on every CPU running a registered process, between
+//      its accesses before and after that point, so the notifier's N1 -> N2 is split at some
+//      point that the waiter's F1 orders against its own W1 and W3.)
+//   4. If F2 precedes F1: N1 is sequenced before F2 and W3 after F1, so W3 reads N1's change or a
+//      later one ([atomics.fences]): ready() is true and the waiter does not park.
+//   5. If F1 precedes F2: likewise N2 reads W1's increment or a later value, and the waiter's own
+//      decrement comes only after it stops parking, so s != 0 and the notifier bumps the epoch and
+//      calls futex_wake. If W2 read the epoch from before N3, the kernel's compare-and-enqueue in
+//      W4 either sees the bumped epoch (value_mismatch) or has already queued the waiter, which
+//      the wake then finds (futex(2) orders the two calls). If W2 read N3 or later, N3 (a release
+//      RMW) synchronizes with W2 (an acquire load), so N1 happens before W3: ready() is true.
+//   6. The epoch wraps after 2^32 notifies that found a sleeper. A waiter held up between W2 and
+//      W4 (preempted, stopped) while exactly a multiple of 2^32 of them happen would park on a
+//      matching stale epoch (ABA) until the next notify. That takes hours of nonstop wake-ups
+//      (each a system call); it is accepted.
 //
-// Cost when nobody sleeps: notify_*() is one RMW and one load on the WaitWord's line (no system
-// call); wait() on a ready condition is one call of ready().
+// Cost when nobody sleeps: notify_*() is one load of a line that only parking waiters write, plus
+// a compiler barrier after mproc::init (a seq_cst fence before it, or without membarrier): no RMW
+// on a shared line, no system call. A waiter pays a membarrier system call (about 0.5 us) on its
+// way to sleep. wait() on a ready condition is one call of ready(). Measured in docs/benchmarks.md (issue 4):
+// the notify that always bumped the epoch cost the queue ring a contended RMW per message on each side.
 #pragma once
 
 #include <atomic>
@@ -54,6 +63,7 @@
 #include <thread>
 #include <type_traits>
 
+#include "mproc/detail/barrier.hpp"
 #include "mproc/detail/futex.hpp"
 
 namespace mproc::core {
@@ -105,10 +115,10 @@ class WaitWord {
     requires std::predicate<Ready&>
   void wait(Ready ready) noexcept(std::is_nothrow_invocable_v<Ready&>) {
     if (spin(ready, nullptr)) return;
-    const SleeperScope announced(sleepers_);  // W1
+    const SleeperScope announced(sleepers_);  // W1, F1
     for (;;) {
       // [sync:wait_word.epoch] seq_cst load (W2): reads the epoch before re-checking ready(); pairs
-      // with the seq_cst fetch_add in notify() (N2). See invariants 3-5.
+      // with the seq_cst fetch_add in notify() (N3). See invariants 3-5.
       const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
       if (ready()) return;        // W3
       Futex::wait(epoch_, seen);  // W4
@@ -123,9 +133,9 @@ class WaitWord {
       std::is_nothrow_invocable_v<Ready&>) {
     if (spin(ready, &deadline)) return true;
     if (std::chrono::steady_clock::now() >= deadline) return ready();
-    const SleeperScope announced(sleepers_);  // W1
+    const SleeperScope announced(sleepers_);  // W1, F1
     for (;;) {
-      // [sync:wait_word.epoch] seq_cst load (W2): pairs with the seq_cst fetch_add in notify() (N2).
+      // [sync:wait_word.epoch] seq_cst load (W2): pairs with the seq_cst fetch_add in notify() (N3).
       const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
       if (ready()) return true;  // W3
       if (Futex::wait_until(epoch_, seen, deadline) == detail::FutexWaitResult::timed_out) return ready();
@@ -151,9 +161,12 @@ class WaitWord {
   class SleeperScope {
    public:
     explicit SleeperScope(std::atomic<std::uint32_t>& sleepers) noexcept : sleepers_(sleepers) {
-      // [sync:wait_word.announce] seq_cst RMW (W1): announces the sleeper before the epoch load and
-      // ready() re-check; pairs with the seq_cst load of sleepers_ in notify() (N3). Invariant 3.
+      // [sync:wait_word.announce] seq_cst RMW (W1): announces the sleeper; read by the notifier's
+      // load of sleepers_ (N2) after its fence. Invariants 3 and 5.
       sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      // [sync:wait_word.fence] heavy barrier (F1): orders W1 before the epoch load and ready()
+      // re-check; pairs with the notifier's light barrier (F2). Invariants 3-5.
+      detail::heavy_barrier();
     }
     ~SleeperScope() {
       // Relaxed is enough since this only withdraws our own announcement once we no longer park; a
@@ -184,12 +197,16 @@ class WaitWord {
   }
 
   void notify(int count) noexcept {
-    // [sync:wait_word.epoch] seq_cst RMW (N2): releases the caller's state change (N1) to the
-    // waiter's seq_cst epoch load (W2) and orders it before the sleepers_ load below. Invariant 4.
+    // [sync:wait_word.fence] light barrier (F2): orders the caller's state change (N1) before the
+    // sleepers_ load; pairs with the waiter's heavy barrier (F1). Invariants 3-5.
+    detail::light_barrier();
+    // [sync:wait_word.announce] load after the fence (N2): sees every waiter whose ready() could
+    // have missed N1. Invariant 5.
+    if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+    // [sync:wait_word.epoch] seq_cst RMW (N3): releases N1 to a waiter whose epoch load (W2) reads
+    // it; changes the futex word so that a waiter between W2 and W4 does not sleep. Invariant 5.
     epoch_.fetch_add(1, std::memory_order_seq_cst);
-    // [sync:wait_word.announce] seq_cst load (N3): pairs with the seq_cst fetch_add in
-    // SleeperScope (W1); sees every waiter whose epoch load could have missed N2. Invariant 5.
-    if (sleepers_.load(std::memory_order_seq_cst) != 0) Futex::wake(epoch_, count);
+    Futex::wake(epoch_, count);
   }
 
   std::atomic<std::uint32_t> epoch_{0};     // bumped by every notify; the futex word waiters park on
