@@ -21,9 +21,12 @@
 #pragma once
 
 #include <cerrno>
+#include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "mproc/export.hpp"
 
@@ -39,9 +42,21 @@ class MPROC_API ProcessError : public Error {
   using Error::Error;
 };
 
+/// recv_bytes_into() into a buffer too small for the message: carries the whole message (CPython:
+/// args[0]), which is no longer in the connection.
 class MPROC_API BufferTooShort : public ProcessError {
  public:
   using ProcessError::ProcessError;
+  BufferTooShort(const std::string& what, std::vector<std::byte> message)
+      : ProcessError(what), message_(std::make_shared<const std::vector<std::byte>>(std::move(message))) {}
+  /// The message that did not fit (empty when constructed without one).
+  [[nodiscard]] const std::vector<std::byte>& message() const noexcept {
+    static const std::vector<std::byte> kNone;
+    return message_ ? *message_ : kNone;
+  }
+
+ private:
+  std::shared_ptr<const std::vector<std::byte>> message_;  // shared: exceptions are copied
 };
 
 class MPROC_API AuthenticationError : public ProcessError {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "mproc/codec.hpp"
+#include "mproc/connection.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queues.hpp"

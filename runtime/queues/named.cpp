@@ -33,12 +33,10 @@ class NamedRegion {
 
 namespace {
 
-std::string quoted(std::string_view name) {
-  return "'" + std::string(name) + "'";
-}
-
 [[noreturn]] void throw_named_error(std::error_code code, std::string_view name, const char* action) {
-  const std::string what = std::string("cannot ") + action + " Queue " + quoted(name);
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on the chained form.
+  std::string what = "cannot ";
+  what.append(action).append(" Queue '").append(name).append("'");
   if (code.category() == platform::segment_category()) {
     switch (static_cast<platform::SegmentErrc>(code.value())) {
       case platform::SegmentErrc::type_mismatch:

@@ -3,3 +3,5 @@
 mproc_add_test(mpmc_ring_test queues/mpmc_ring_test.cpp)
 target_link_libraries(mpmc_ring_test PRIVATE rapidcheck)
 mproc_add_test(queue_test queues/queue_test.cpp)
+mproc_add_test(pipe_test queues/pipe_test.cpp)
+target_link_libraries(pipe_test PRIVATE rapidcheck)

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -29,6 +30,18 @@ Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() noexcept {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return unexpected_errno(errno);
   return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+Expected<std::pair<UniqueFd, UniqueFd>> make_socketpair() noexcept {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return unexpected_errno(errno);
+  return std::pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+}
+
+bool peer_hung_up(int fd) noexcept {
+  pollfd p{fd, POLLRDHUP, 0};
+  const int n = retry_eintr([&] { return ::poll(&p, 1, 0); });
+  return n == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 Expected<bool> wait_readable(int fd, long long timeout_ns) noexcept {

@@ -55,6 +55,14 @@ Expected<void> set_cloexec(int fd) noexcept;
 /// pipe2(O_CLOEXEC): {read end, write end}.
 Expected<std::pair<UniqueFd, UniqueFd>> make_pipe() noexcept;
 
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected ends. mproc's connections use
+/// one as a liveness token: when every descriptor of one end is closed (also by the kernel when
+/// its holders die), the other end reports a hang-up.
+Expected<std::pair<UniqueFd, UniqueFd>> make_socketpair() noexcept;
+
+/// True when every descriptor of fd's peer end is closed (POLLHUP / POLLRDHUP), without blocking.
+bool peer_hung_up(int fd) noexcept;
+
 /// Blocks until fd is readable or the deadline passes. timeout_ns < 0 waits forever.
 /// Returns true when readable (or hung up), false on timeout.
 Expected<bool> wait_readable(int fd, long long timeout_ns) noexcept;

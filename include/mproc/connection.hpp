@@ -1,0 +1,188 @@
+// Pipe and Connection: CPython's multiprocessing.Pipe / connection.Connection, on single-producer
+// rings in shared memory (core::SpscRing), with zero-copy sends (loan/commit) and receives (views).
+//
+//   auto [a, b] = mproc::Pipe();                    // duplex; Pipe(false): (receive-only, send-only)
+//   a.send(std::string("hello"));  auto s = b.recv<std::string>();
+//   a.send_bytes(bytes);  std::vector<std::byte> m = b.recv_bytes();
+//   auto loan = a.loan(n);  /* write n bytes */  loan.commit();      // no copy on the way in
+//   { auto view = b.recv_view();  use(view.bytes()); }               // nor on the way out
+//
+// End of file as in CPython: recv() raises EOFError once the other end's every handle is closed
+// (in every process holding it) and the messages it sent are read; a process that dies closes
+// its handles, so a dead peer is an EOF too, never a hang. Each connection holds one end of a
+// socketpair as the liveness token: the kernel reports the hang-up when the last descriptor of
+// the other end goes, whoever held it and however it ended.
+//
+// A Connection is a cheap handle; copies in one process are the same connection (close() closes
+// them all). Connections pass to Process targets under every start method; as in CPython, the
+// parent should close() its copy of the end it gave away, or the child never sees EOF.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "mproc/codec.hpp"
+#include "mproc/errors.hpp"
+#include "mproc/export.hpp"
+#include "mproc/synchronize.hpp"
+
+namespace mproc {
+
+/// How a Pipe is sized.
+struct PipeOptions {
+  /// Ring bytes per direction (a power of two, 64 B to 1 GiB). A message of up to capacity / 2
+  /// bytes (less 8) travels as one record and can be loaned; a larger one is sent in fragments.
+  std::uint32_t capacity = 1U << 20;
+  /// The largest message send_bytes() accepts (ValueError before anything is written above it) and
+  /// recv_bytes() allocates for (an error, not an allocation, when a peer announces more).
+  std::size_t max_message = std::size_t{1} << 30;
+};
+
+class Connection;
+
+namespace detail {
+struct ConnectionState;
+MPROC_API std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& options);
+MPROC_API std::vector<std::byte>& connection_scratch() noexcept;
+}  // namespace detail
+
+/// multiprocessing.Pipe(duplex=True): two connected connections.
+inline std::pair<Connection, Connection> Pipe(bool duplex = true, const PipeOptions& options = {});
+
+/// One end of a Pipe. @concurrent one thread per direction at a time, as CPython's.
+class MPROC_API Connection {
+ public:
+  /// A message being written in place (zero-copy send). Commit it to send it; destroyed without
+  /// commit, nothing is sent.
+  class MPROC_API Loan {
+   public:
+    Loan(Loan&& other) noexcept;
+    Loan& operator=(Loan&&) = delete;
+    ~Loan();
+    /// The bytes to fill: exactly the size asked for.
+    [[nodiscard]] std::span<std::byte> data() const noexcept { return data_; }
+    /// Sends the message. Only once.
+    void commit();
+
+   private:
+    friend class Connection;
+    Loan(std::shared_ptr<detail::ConnectionState> state, std::span<std::byte> data) noexcept
+        : state_(std::move(state)), data_(data) {}
+    std::shared_ptr<detail::ConnectionState> state_;
+    std::span<std::byte> data_;
+  };
+
+  /// A received message read in place (zero-copy receive); it leaves the ring when the view is
+  /// destroyed. Only one view at a time per connection.
+  class MPROC_API View {
+   public:
+    View(View&& other) noexcept;
+    View& operator=(View&&) = delete;
+    ~View();
+    [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return bytes_; }
+
+   private:
+    friend class Connection;
+    View(std::shared_ptr<detail::ConnectionState> state, std::span<const std::byte> bytes) noexcept
+        : state_(std::move(state)), bytes_(bytes) {}
+    std::shared_ptr<detail::ConnectionState> state_;
+    std::span<const std::byte> bytes_;
+  };
+
+  /// Encodes and sends one value (the codec's types; a value that carries a shared object is a
+  /// ValueError, as in Queue).
+  template <class T>
+  void send(const T& value) {
+    static_assert(require_encodable<T>);
+    std::vector<std::byte>& scratch = detail::connection_scratch();
+    scratch.clear();
+    Encoder out(scratch);
+    out.put(value);
+    if (!out.fds().empty()) throw_has_fds();
+    send_bytes(scratch);
+  }
+  /// Receives and decodes one value; DecodeError if the bytes are not a T (the message is gone).
+  template <class T>
+  T recv() {
+    View view = recv_view();
+    Decoder in(view.bytes());
+    T value = in.get<T>();
+    in.expect_end();
+    return value;
+  }
+  /// recv() with a timeout: TimeoutError when nothing arrives in time.
+  template <class T, class Rep, class Period>
+  T recv(std::chrono::duration<Rep, Period> timeout) {
+    if (!poll(timeout)) throw TimeoutError("recv() timed out");
+    return recv<T>();
+  }
+
+  /// send_bytes(buf, offset, size): sends buf[offset, offset + size). ValueError for a range
+  /// outside buf or a message over PipeOptions::max_message; OSError (EPIPE) when the other end
+  /// is closed everywhere. Blocks while the ring is full.
+  void send_bytes(std::span<const std::byte> buf, std::size_t offset = 0, std::size_t size = SIZE_MAX);
+  /// The next message; EOFError when the other end is closed and nothing is left. OSError
+  /// ("bad message length") for a message over maxlength, which is then dropped.
+  std::vector<std::byte> recv_bytes(std::size_t maxlength = SIZE_MAX);
+  /// Reads the next message into buffer[offset...] and returns its size; BufferTooShort carrying
+  /// the whole message if it does not fit.
+  std::size_t recv_bytes_into(std::span<std::byte> buffer, std::size_t offset = 0);
+
+  /// Reserves n bytes for a message written in place; n up to max_loan().
+  Loan loan(std::size_t n);
+  /// The largest message loan() accepts: half the ring, less 8 bytes.
+  [[nodiscard]] std::size_t max_loan() const;
+  /// The next message, read in place (EOFError as recv_bytes). Whole messages only: one sent in
+  /// fragments (over max_loan()) is an error here; use recv_bytes.
+  View recv_view();
+
+  /// Whether a message (or end of file) is ready: poll() does not wait, poll(timeout) waits.
+  bool poll();
+  template <class Rep, class Period>
+  bool poll(std::chrono::duration<Rep, Period> timeout) {
+    return poll_until(detail::deadline_after(detail::to_timeout(timeout)));
+  }
+  /// Closes this connection in this process (all copies of the handle). Idempotent.
+  void close() noexcept;
+  [[nodiscard]] bool closed() const noexcept;
+  [[nodiscard]] bool readable() const noexcept;
+  [[nodiscard]] bool writable() const noexcept;
+
+  Connection() = default;
+  explicit Connection(std::shared_ptr<detail::ConnectionState> state) noexcept : state_(std::move(state)) {}
+  /// Internal: the shared state (for codec<Connection> and wait()).
+  [[nodiscard]] const std::shared_ptr<detail::ConnectionState>& state() const noexcept { return state_; }
+  /// Internal: poll with an absolute deadline (nullopt: forever).
+  bool poll_until(std::optional<std::chrono::steady_clock::time_point> deadline);
+
+ private:
+  [[noreturn]] static void throw_has_fds();
+  detail::ConnectionState& live(bool need_send, bool need_recv) const;
+  std::shared_ptr<detail::ConnectionState> state_;
+};
+
+inline std::pair<Connection, Connection> Pipe(bool duplex, const PipeOptions& options) {
+  return detail::make_pipe(duplex, options);
+}
+
+/// multiprocessing.connection.wait: the connections (of those given) that are ready to read (a
+/// message or end of file), waiting until at least one is or the timeout passes (then empty).
+MPROC_API std::vector<Connection*> wait(std::initializer_list<Connection*> connections,
+                                        std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+MPROC_API std::vector<Connection*> wait(std::span<Connection* const> connections,
+                                        std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+
+template <>
+struct MPROC_API codec<Connection> {
+  static void encode(Encoder& out, const Connection& c);
+  static Connection decode(Decoder& in);
+};
+
+}  // namespace mproc

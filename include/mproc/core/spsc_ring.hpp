@@ -1,0 +1,286 @@
+// SpscRing: a single-producer, single-consumer ring of variable-length records in shared memory,
+// the core of mproc::Pipe's connections. Records are contiguous, so a producer can build a
+// message in place (reserve + commit: zero-copy sends) and a consumer can read it in place.
+//
+// Layout (one region; the geometry is validated once and kept in the process-local view):
+//
+//   Shared   tail (bytes published), head (bytes consumed), the two WaitWords and the geometry,
+//            each on its own cache line: the producer writes only tail, the consumer only head
+//   data[C]  C bytes, a power of two; records are 8-byte aligned: [u64 header][payload][pad]
+//
+// The header holds the payload length, or kPadRecord for the unused end of the ring when a record
+// would not fit before the wrap (records never wrap, so a payload is one contiguous span).
+//
+// Each side keeps a cached copy of the other side's index and reads the shared one only when
+// the cached copy says full (producer) or empty (consumer): in a stream, one cache-line transfer
+// of an index serves many records. Publishing is one release store of tail (consuming: of head),
+// and a notify that makes no system call and no shared RMW when nobody sleeps (WaitWord).
+//
+// Failures: one producer and one consumer by contract (Pipe's connection ends). A producer that
+// dies before its release store of tail published nothing: no torn record is ever visible. What
+// the other side learns of a death (EOF) is the connection's business (connection.hpp), not the
+// ring's. A hostile peer can write anything into the data and the indices: every header and index
+// read from shared memory is checked before use (RingStatus::corrupted), never trusted.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <optional>
+#include <span>
+
+#include "mproc/core/layout.hpp"
+#include "mproc/core/mpmc_ring.hpp"  // RingStatus
+#include "mproc/core/wait_word.hpp"
+#include "mproc/detail/futex.hpp"
+
+namespace mproc::core {
+
+template <detail::FutexPolicy Futex = detail::SharedFutex>
+class SpscRing {
+ public:
+  static constexpr std::size_t kHeaderBytes = sizeof(std::uint64_t);
+  static constexpr std::uint64_t kPadRecord = ~std::uint64_t{0};
+  /// A record header: the payload length in the low 48 bits, the caller's flags (0-255) above.
+  static constexpr int kFlagShift = 56;
+  static constexpr std::uint64_t kLengthMask = (std::uint64_t{1} << 48) - 1;
+  static constexpr std::uint32_t kMinCapacity = 64;
+  static constexpr std::uint32_t kMaxCapacity = 1U << 30;
+
+  struct Shared {
+    CachePadded<std::atomic<std::uint64_t>> tail{};  // written by the producer only
+    CachePadded<std::atomic<std::uint64_t>> head{};  // written by the consumer only
+    CachePadded<WaitWord<Futex>> not_empty{};
+    CachePadded<WaitWord<Futex>> not_full{};
+    struct Geometry {
+      std::uint32_t capacity;  // data bytes, a power of two
+      std::uint32_t reserved;
+    };
+    CachePadded<Geometry> geometry{};
+  };
+  static_assert(std::is_standard_layout_v<Shared> && std::is_trivially_destructible_v<Shared>,
+                "the ring's header lives in shared memory");
+
+  static constexpr std::size_t data_offset() noexcept {
+    return (sizeof(Shared) + kCacheLine - 1) / kCacheLine * kCacheLine;
+  }
+  static constexpr std::size_t region_size(std::uint32_t capacity) noexcept {
+    return data_offset() + capacity;
+  }
+  static constexpr bool valid_capacity(std::uint32_t capacity) noexcept {
+    return std::has_single_bit(capacity) && capacity >= kMinCapacity && capacity <= kMaxCapacity;
+  }
+
+  SpscRing() noexcept = default;
+
+  /// Initialises a ring in a zero-filled region; nullopt for an invalid capacity or short region.
+  static std::optional<SpscRing> create(std::span<std::byte> region, std::uint32_t capacity) noexcept {
+    if (!valid_capacity(capacity) || region.size() < region_size(capacity)) return std::nullopt;
+    auto* shared = new (region.data()) Shared{};
+    shared->geometry->capacity = capacity;
+    return SpscRing(region, capacity);
+  }
+
+  /// A view of a ring created by another party; nullopt when its geometry is invalid or does
+  /// not fit the region. The capacity is copied here once and never re-read.
+  static std::optional<SpscRing> attach(std::span<std::byte> region) noexcept {
+    if (region.size() < data_offset()) return std::nullopt;
+    typename Shared::Geometry g{};
+    std::memcpy(&g, region.data() + offsetof(Shared, geometry), sizeof g);
+    if (!valid_capacity(g.capacity) || region.size() < region_size(g.capacity)) return std::nullopt;
+    return SpscRing(region, g.capacity);
+  }
+
+  [[nodiscard]] std::uint32_t capacity() const noexcept { return capacity_; }
+  /// The largest payload of one record: half the ring (so that a record always fits after at
+  /// most one pad), less its header.
+  [[nodiscard]] std::size_t max_record() const noexcept { return capacity_ / 2 - kHeaderBytes; }
+
+  // ---- producer side -------------------------------------------------------------------------
+
+  /// Space for one record of `size` bytes, reserved but not published: write the payload, then
+  /// commit(). Empty span (and status full) when there is no room now; too_large over
+  /// max_record(). Only one reservation at a time. @concurrent producer
+  struct Reservation {
+    RingStatus status = RingStatus::full;
+    std::span<std::byte> payload;
+  };
+  Reservation try_reserve(std::size_t size, std::uint8_t flags = 0) noexcept {
+    if (size > max_record()) return {RingStatus::too_large, {}};
+    const std::uint64_t need = record_bytes(size);
+    std::uint64_t pos = local_tail_;
+    const std::uint64_t offset = pos & mask();
+    const std::uint64_t pad = offset + need > capacity_ ? capacity_ - offset : 0;
+    if (pos + pad + need - cached_head_ > capacity_) {
+      // [sync:spsc.free] acquire: pairs with the consumer's release store of head; the bytes it
+      // read before are no longer needed when this producer overwrites them.
+      cached_head_ = shared_->head->load(std::memory_order_acquire);
+      if (cached_head_ > pos || pos - cached_head_ > capacity_) return {RingStatus::corrupted, {}};
+      if (pos + pad + need - cached_head_ > capacity_) return {RingStatus::full, {}};
+    }
+    if (pad != 0) {
+      std::memcpy(data_ + offset, &kPadRecord, sizeof kPadRecord);
+      pos += pad;
+    }
+    const std::uint64_t header = static_cast<std::uint64_t>(size) | (std::uint64_t{flags} << kFlagShift);
+    std::memcpy(data_ + (pos & mask()), &header, sizeof header);
+    pending_end_ = pos + need;
+    return {RingStatus::ok, std::span<std::byte>(data_ + (pos & mask()) + kHeaderBytes, size)};
+  }
+
+  /// Publishes the reserved record. @concurrent producer
+  void commit() noexcept {
+    local_tail_ = pending_end_;
+    // [sync:spsc.publish] release: the header and payload written since try_reserve are visible
+    // to the consumer's acquire load of tail.
+    shared_->tail->store(local_tail_, std::memory_order_release);
+    shared_->not_empty->notify_one();
+  }
+
+  /// Waits (one slice of at most 10 ms, or until the deadline) for room for a record of `size`
+  /// bytes or for hint() to turn true; false once the deadline has passed. Callers loop: they
+  /// re-try, and check what hint() only hints at (a closed or dead peer) between slices.
+  template <class Hint>
+  bool wait_writable(std::size_t size, std::optional<std::chrono::steady_clock::time_point> deadline,
+                     Hint&& hint) {
+    const std::uint64_t need = 2 * record_bytes(size);  // the record and, at worst, a pad
+    return wait(
+        *shared_->not_full,
+        [&] {
+          // relaxed: a peek for the waiter; try_reserve re-reads head with acquire.
+          return local_tail_ + need - shared_->head->load(std::memory_order_relaxed) <= capacity_ || hint();
+        },
+        deadline);
+  }
+
+  // ---- consumer side -------------------------------------------------------------------------
+
+  /// The oldest record's payload, read in place, or a status: empty, corrupted. The record stays
+  /// until release(). @concurrent consumer
+  struct Peek {
+    RingStatus status = RingStatus::empty;
+    std::span<const std::byte> payload;
+    std::uint8_t flags = 0;
+  };
+  Peek try_peek() noexcept {
+    for (;;) {
+      if (local_head_ == cached_tail_) {
+        // [sync:spsc.publish] acquire: pairs with the producer's release store of tail.
+        cached_tail_ = shared_->tail->load(std::memory_order_acquire);
+        if (cached_tail_ < local_head_ || cached_tail_ - local_head_ > capacity_)
+          return {RingStatus::corrupted, {}};
+        if (local_head_ == cached_tail_) return {RingStatus::empty, {}};
+      }
+      const std::uint64_t offset = local_head_ & mask();
+      std::uint64_t header = 0;
+      std::memcpy(&header, data_ + offset, sizeof header);
+      if (header == kPadRecord) {
+        const std::uint64_t pad = capacity_ - offset;
+        if (pad > cached_tail_ - local_head_) return {RingStatus::corrupted, {}};
+        local_head_ += pad;
+        continue;
+      }
+      const std::uint64_t length = header & kLengthMask;
+      const std::uint64_t need = length <= max_record() ? record_bytes(length) : 0;
+      if (need == 0 || offset + need > capacity_ || need > cached_tail_ - local_head_) {
+        return {RingStatus::corrupted, {}};
+      }
+      peek_end_ = local_head_ + need;
+      return {RingStatus::ok, std::span<const std::byte>(data_ + offset + kHeaderBytes, length),
+              static_cast<std::uint8_t>(header >> kFlagShift)};
+    }
+  }
+
+  /// Gives the peeked record's bytes back to the producer. @concurrent consumer
+  void release() noexcept {
+    local_head_ = peek_end_;
+    // [sync:spsc.free] release: this consumer's reads of the record happen before the producer's
+    // acquire load of head lets it overwrite them.
+    shared_->head->store(local_head_, std::memory_order_release);
+    shared_->not_full->notify_one();
+  }
+
+  /// Drops what the consumer would read (after corruption: resynchronise at the producer's tail).
+  void skip_to_tail() noexcept {
+    // [sync:spsc.publish] acquire: as in try_peek.
+    local_head_ = cached_tail_ = shared_->tail->load(std::memory_order_acquire);
+    // [sync:spsc.free] release: as in release().
+    shared_->head->store(local_head_, std::memory_order_release);
+    shared_->not_full->notify_one();
+  }
+
+  /// Waits (one slice, as wait_writable) for a record or for hint(); false once the deadline has
+  /// passed. @concurrent consumer
+  template <class Hint>
+  bool wait_readable(std::optional<std::chrono::steady_clock::time_point> deadline, Hint&& hint) {
+    return wait(
+        *shared_->not_empty, [&] { return readable() || hint(); }, deadline);
+  }
+
+  /// A racy peek: has the producer published bytes this consumer has not read? @concurrent consumer
+  [[nodiscard]] bool readable() const noexcept {
+    // relaxed: a hint; try_peek re-reads tail with acquire.
+    return local_head_ != cached_tail_ || shared_->tail->load(std::memory_order_relaxed) != local_head_;
+  }
+
+  /// Wakes both sides' waiters (in every process), so that each re-checks its stop().
+  void wake_all() noexcept {
+    shared_->not_empty->notify_all();
+    shared_->not_full->notify_all();
+  }
+
+  /// Re-reads the shared indices into this view: a view copied into another process (a
+  /// connection passed to a child) starts from the ring's state, not from its creator's. The
+  /// other side's index is only a cache here: it is re-read, and checked, at the first use.
+  void resync() noexcept {
+    // [sync:spsc.publish] acquire: as in try_peek.
+    local_tail_ = shared_->tail->load(std::memory_order_acquire);
+    // [sync:spsc.free] acquire: as in try_reserve.
+    local_head_ = shared_->head->load(std::memory_order_acquire);
+    cached_head_ = local_tail_ - capacity_;  // "full": try_reserve re-reads head first
+    cached_tail_ = local_head_;              // "empty": try_peek re-reads tail first
+  }
+
+ private:
+  SpscRing(std::span<std::byte> region, std::uint32_t capacity) noexcept
+      : shared_(std::launder(reinterpret_cast<Shared*>(region.data()))),
+        data_(region.data() + data_offset()),
+        capacity_(capacity) {
+    resync();
+  }
+
+  [[nodiscard]] std::uint64_t mask() const noexcept { return capacity_ - 1; }
+  static constexpr std::uint64_t record_bytes(std::uint64_t size) noexcept {
+    return (kHeaderBytes + size + 7) & ~std::uint64_t{7};
+  }
+
+  // Waits for ready() in slices, so that a caller's stop() (a closed or dead peer) is seen within
+  // one slice even if nobody notifies. False when the deadline passed.
+  template <class Ready>
+  static bool wait(WaitWord<Futex>& waiter, Ready ready,
+                   std::optional<std::chrono::steady_clock::time_point> deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline && now >= *deadline) return false;
+    auto slice_end = now + std::chrono::milliseconds(10);
+    if (deadline && *deadline < slice_end) slice_end = *deadline;
+    (void)waiter.wait_until(ready, slice_end);
+    return true;
+  }
+
+  Shared* shared_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint32_t capacity_ = 0;
+  // Process-local: the producer's and the consumer's own positions and cached copies.
+  std::uint64_t local_tail_ = 0;
+  std::uint64_t cached_head_ = 0;
+  std::uint64_t pending_end_ = 0;
+  std::uint64_t local_head_ = 0;
+  std::uint64_t cached_tail_ = 0;
+  std::uint64_t peek_end_ = 0;
+};
+
+}  // namespace mproc::core

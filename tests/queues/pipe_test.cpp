@@ -1,0 +1,406 @@
+// core::SpscRing (a deque model, threads, hostile indices) and Pipe/Connection: CPython's API and
+// errors, fragments, zero-copy loans and views, end of file on close and on death, wait().
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <numeric>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rapidcheck/gtest.h>
+
+#include "children.hpp"
+#include "expect_error.hpp"
+#include "mproc/connection.hpp"
+#include "mproc/core/spsc_ring.hpp"
+#include "mproc/process.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using mproc::core::RingStatus;
+using mproc::core::SpscRing;
+using mproc_test::Children;
+
+const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
+
+std::vector<std::byte> bytes_of(std::string_view s) {
+  std::vector<std::byte> out(s.size());
+  std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
+  std::vector<std::byte> out(size);
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<std::byte>((i * 131 + seed) >> 3);
+  return out;
+}
+
+// ---- the ring --------------------------------------------------------------------------------
+
+struct RingRegion {
+  explicit RingRegion(std::uint32_t capacity) : memory(SpscRing<>::region_size(capacity)) {
+    ring = *SpscRing<>::create(std::span(memory), capacity);
+  }
+  std::vector<std::byte> memory;
+  SpscRing<> ring;
+};
+
+bool push(SpscRing<>& ring, const std::vector<std::byte>& msg, std::uint8_t flags = 0) {
+  auto r = ring.try_reserve(msg.size(), flags);
+  if (r.status != RingStatus::ok) return false;
+  if (!msg.empty()) std::memcpy(r.payload.data(), msg.data(), msg.size());
+  ring.commit();
+  return true;
+}
+
+// The ring against a model that counts bytes as the ring does: 8-byte aligned records of a header
+// and the payload, and a pad when a record would cross the end.
+RC_GTEST_PROP(SpscRingModel, MatchesADequeOfMessages, ()) {
+  const std::uint32_t capacity = 1U << *rc::gen::inRange(6, 11);
+  RingRegion r(capacity);
+  std::deque<std::pair<std::vector<std::byte>, std::uint64_t>> model;  // message, its end position
+  std::uint64_t tail = 0, head = 0;
+  const auto ops = *rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 1000));
+  unsigned seed = 0;
+  for (int op : ops) {
+    if (op % 3 != 0) {
+      const auto size = static_cast<std::size_t>(op % (capacity / 2));
+      const auto msg = pattern(size, seed++);
+      const bool ok = push(r.ring, msg);
+      if (size > r.ring.max_record()) {
+        RC_ASSERT(!ok);
+        continue;
+      }
+      const std::uint64_t need = (8 + size + 7) & ~std::uint64_t{7};
+      const std::uint64_t offset = tail % capacity;
+      const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
+      const bool fits = tail + pad + need - head <= capacity;
+      RC_ASSERT(ok == fits);
+      if (ok) {
+        tail += pad + need;
+        model.emplace_back(msg, tail);
+      }
+    } else {
+      auto p = r.ring.try_peek();
+      if (model.empty()) {
+        RC_ASSERT(p.status == RingStatus::empty);
+      } else {
+        RC_ASSERT(p.status == RingStatus::ok);
+        RC_ASSERT(std::vector<std::byte>(p.payload.begin(), p.payload.end()) == model.front().first);
+        head = model.front().second;
+        model.pop_front();
+        r.ring.release();
+      }
+    }
+  }
+}
+
+TEST(SpscRing, StreamsBetweenThreadsWithoutLossOrTearing) {
+  RingRegion r(4096);
+  const int kMessages = 200'000;
+  std::thread producer([&] {
+    SpscRing<> ring = r.ring;
+    for (int i = 0; i < kMessages; ++i) {
+      const std::size_t size = 8 + static_cast<std::size_t>(i % 300);
+      for (;;) {
+        auto res = ring.try_reserve(size, static_cast<std::uint8_t>(i & 0xff));
+        if (res.status == RingStatus::ok) {
+          std::memset(res.payload.data(), i & 0xff, size);
+          std::memcpy(res.payload.data(), &i, sizeof i);
+          ring.commit();
+          break;
+        }
+        ASSERT_EQ(res.status, RingStatus::full);
+        (void)ring.wait_writable(size, std::nullopt, [] { return false; });
+      }
+    }
+  });
+  SpscRing<> ring = r.ring;
+  for (int i = 0; i < kMessages; ++i) {
+    auto p = ring.try_peek();
+    while (p.status == RingStatus::empty) {
+      (void)ring.wait_readable(std::nullopt, [] { return false; });
+      p = ring.try_peek();
+    }
+    ASSERT_EQ(p.status, RingStatus::ok);
+    ASSERT_EQ(p.payload.size(), 8 + static_cast<std::size_t>(i % 300));
+    ASSERT_EQ(p.flags, static_cast<std::uint8_t>(i & 0xff));
+    int seen = 0;
+    std::memcpy(&seen, p.payload.data(), sizeof seen);
+    ASSERT_EQ(seen, i);
+    for (std::size_t b = sizeof seen; b < p.payload.size(); ++b) ASSERT_EQ(p.payload[b], std::byte(i & 0xff));
+    ring.release();
+  }
+  producer.join();
+}
+
+TEST(SpscRing, HostileIndicesAndHeadersAreCorruptionNotCrashes) {
+  RingRegion r(256);
+  ASSERT_TRUE(push(r.ring, bytes_of("hello")));
+  auto* tail =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(r.memory.data() + offsetof(SpscRing<>::Shared, tail));
+  auto* head =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(r.memory.data() + offsetof(SpscRing<>::Shared, head));
+  // A hostile writer moves tail far ahead of anything a ring of this size can hold.
+  tail->store(1ULL << 40);
+  SpscRing<> consumer = *SpscRing<>::attach(std::span(r.memory));
+  EXPECT_EQ(consumer.try_peek().status, RingStatus::corrupted);
+  tail->store(16);
+  // A record header claiming more bytes than were published.
+  std::uint64_t bogus = 200;
+  std::memcpy(r.memory.data() + SpscRing<>::data_offset(), &bogus, sizeof bogus);
+  SpscRing<> again = *SpscRing<>::attach(std::span(r.memory));
+  EXPECT_EQ(again.try_peek().status, RingStatus::corrupted);
+  // A head beyond the tail stops the producer with an error instead of overwriting.
+  head->store(1ULL << 50);
+  SpscRing<> producer = *SpscRing<>::attach(std::span(r.memory));
+  std::vector<std::byte> big(100);
+  std::uint32_t attempts = 0;
+  RingStatus last = RingStatus::ok;
+  for (; attempts < 10 && last == RingStatus::ok; ++attempts) {
+    auto res = producer.try_reserve(big.size());
+    last = res.status;
+    if (last == RingStatus::ok) producer.commit();
+  }
+  EXPECT_EQ(last, RingStatus::corrupted);
+  // A header with a capacity that is not a power of two, or beyond the region, is refused.
+  auto* geometry = reinterpret_cast<std::uint32_t*>(r.memory.data() + offsetof(SpscRing<>::Shared, geometry));
+  *geometry = 1000;
+  EXPECT_FALSE(SpscRing<>::attach(std::span(r.memory)));
+  *geometry = 1U << 20;
+  EXPECT_FALSE(SpscRing<>::attach(std::span(r.memory)));
+}
+
+// ---- Pipe ------------------------------------------------------------------------------------
+
+struct Point {
+  int x;
+  int y;
+  std::string label;
+  bool operator==(const Point&) const = default;
+};
+
+TEST(Pipe, DuplexSendAndRecvOfValuesAndBytes) {
+  auto [a, b] = mproc::Pipe();
+  a.send(42);
+  a.send(std::string("hello"));
+  a.send(Point{1, 2, "p"});
+  EXPECT_EQ(b.recv<int>(), 42);
+  EXPECT_EQ(b.recv<std::string>(), "hello");
+  EXPECT_EQ(b.recv<Point>(), (Point{1, 2, "p"}));
+  b.send(std::vector<double>{1.5, 2.5});
+  EXPECT_EQ(a.recv<std::vector<double>>(), (std::vector<double>{1.5, 2.5}));
+
+  const auto msg = bytes_of("0123456789");
+  a.send_bytes(msg);
+  a.send_bytes(msg, 2, 3);
+  a.send_bytes(msg, 8);
+  a.send_bytes({});
+  EXPECT_EQ(b.recv_bytes(), msg);
+  EXPECT_EQ(b.recv_bytes(), bytes_of("234"));
+  EXPECT_EQ(b.recv_bytes(), bytes_of("89"));
+  EXPECT_EQ(b.recv_bytes(), std::vector<std::byte>{});
+  expect_error<mproc::ValueError>([&] { a.send_bytes(msg, 11); }, "buffer length < offset");
+  expect_error<mproc::ValueError>([&] { a.send_bytes(msg, 5, 6); }, "buffer length < offset + size");
+}
+
+TEST(Pipe, PollAndTimeouts) {
+  auto [a, b] = mproc::Pipe();
+  EXPECT_FALSE(b.poll());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(b.poll(30ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 25ms);
+  expect_error<mproc::TimeoutError>([&] { (void)b.recv<int>(10ms); }, "recv() timed out");
+  a.send(1);
+  EXPECT_TRUE(b.poll());
+  EXPECT_TRUE(b.poll(0s));
+  EXPECT_EQ(b.recv<int>(1s), 1);
+}
+
+TEST(Pipe, OneWayPipeHasAReadOnlyAndAWriteOnlyEnd) {
+  auto [r, w] = mproc::Pipe(false);
+  EXPECT_TRUE(r.readable());
+  EXPECT_FALSE(r.writable());
+  EXPECT_TRUE(w.writable());
+  EXPECT_FALSE(w.readable());
+  expect_error<mproc::OSError>([&] { r.send(1); }, "connection is read-only: Bad file descriptor");
+  expect_error<mproc::OSError>([&] { (void)w.recv<int>(); }, "connection is write-only: Bad file descriptor");
+  w.send(7);
+  EXPECT_EQ(r.recv<int>(), 7);
+}
+
+TEST(Pipe, UseAfterCloseIsAnOSError) {
+  auto [a, b] = mproc::Pipe();
+  mproc::Connection copy = a;
+  a.close();
+  EXPECT_TRUE(copy.closed());  // the same connection
+  expect_error<mproc::OSError>([&] { copy.send(1); }, "handle is closed: Bad file descriptor");
+  expect_error<mproc::OSError>([&] { (void)a.recv<int>(); }, "handle is closed: Bad file descriptor");
+  a.close();  // idempotent
+}
+
+TEST(Pipe, RecvAfterThePeerClosedGivesTheRestThenEOFError) {
+  auto [a, b] = mproc::Pipe();
+  a.send(1);
+  a.send(2);
+  a.close();
+  EXPECT_EQ(b.recv<int>(), 1);
+  EXPECT_EQ(b.recv<int>(), 2);
+  EXPECT_TRUE(b.poll());  // end of file is "ready": recv will not block
+  expect_error<mproc::EOFError>([&] { (void)b.recv<int>(); }, "the other end of the connection is closed");
+  expect_error<mproc::OSError>([&] { b.send(3); },
+                               "cannot send: the other end of the connection is closed: Broken pipe");
+}
+
+TEST(Pipe, ABlockedRecvWakesWithEOFErrorWhenThePeerCloses) {
+  auto [a, b] = mproc::Pipe();
+  std::thread closer([&a] {
+    std::this_thread::sleep_for(30ms);
+    a.close();
+  });
+  expect_error<mproc::EOFError>([&] { (void)b.recv<int>(); }, "the other end of the connection is closed");
+  closer.join();
+}
+
+TEST(Pipe, MessagesLargerThanTheRingTravelInFragments) {
+  auto [a, b] = mproc::Pipe(true, mproc::PipeOptions{.capacity = 4096});
+  const auto big = pattern(100'000, 7);
+  std::thread sender([&a, &big] { a.send_bytes(big); });
+  EXPECT_EQ(b.recv_bytes(), big);
+  sender.join();
+  std::string text(50'000, 'z');
+  std::thread sender2([&a, &text] { a.send(text); });
+  EXPECT_EQ(b.recv<std::string>(), text);
+  sender2.join();
+  expect_error<mproc::ValueError>(
+      [] {
+        auto [x, y] = mproc::Pipe(true, mproc::PipeOptions{.capacity = 4096, .max_message = 1000});
+        x.send_bytes(pattern(1001, 1));
+      },
+      "message of 1001 bytes is longer than this pipe's limit of 1000 bytes (PipeOptions::max_message)");
+}
+
+TEST(Pipe, RecvBytesIntoAShortBufferRaisesBufferTooShortWithTheMessage) {
+  auto [a, b] = mproc::Pipe();
+  const auto msg = bytes_of("a message of some length");
+  a.send_bytes(msg);
+  std::vector<std::byte> small(4);
+  try {
+    (void)b.recv_bytes_into(small);
+    FAIL() << "no BufferTooShort";
+  } catch (const mproc::BufferTooShort& e) {
+    EXPECT_EQ(e.message(), msg);
+  }
+  a.send_bytes(msg);
+  std::vector<std::byte> room(64);
+  EXPECT_EQ(b.recv_bytes_into(room, 10), msg.size());
+  EXPECT_TRUE(std::equal(msg.begin(), msg.end(), room.begin() + 10));
+  a.send_bytes(msg);
+  expect_error<mproc::OSError>([&] { (void)b.recv_bytes(3); }, "bad message length: Message too long");
+}
+
+TEST(Pipe, LoanAndViewAreZeroCopy) {
+  auto [a, b] = mproc::Pipe(true, mproc::PipeOptions{.capacity = 1U << 22});
+  EXPECT_EQ(a.max_loan(), (1U << 21) - 8U);
+  {
+    auto loan = a.loan(1 << 20);
+    ASSERT_EQ(loan.data().size(), 1U << 20);
+    std::memset(loan.data().data(), 0x5a, loan.data().size());
+    loan.commit();
+    expect_error<mproc::ValueError>([&] { loan.commit(); }, "this loan was already committed");
+  }
+  {
+    auto abandoned = a.loan(10);  // destroyed without commit: nothing is sent
+  }
+  {
+    auto view = b.recv_view();
+    ASSERT_EQ(view.bytes().size(), 1U << 20);
+    EXPECT_EQ(view.bytes()[12345], std::byte{0x5a});
+    expect_error<mproc::ValueError>([&] { (void)b.recv_view(); }, "a View of this connection is still held");
+  }
+  EXPECT_FALSE(b.poll());
+  expect_error<mproc::ValueError>([&] { (void)a.loan(1U << 22); },
+                                  "loan of 4194304 bytes is larger than this pipe's 2097144-byte records "
+                                  "(PipeOptions::capacity / 2 - 8)");
+}
+
+TEST(Pipe, WaitReturnsTheReadyConnections) {
+  auto [a1, b1] = mproc::Pipe();
+  auto [a2, b2] = mproc::Pipe();
+  EXPECT_TRUE(mproc::wait({&b1, &b2}, 20ms).empty());
+  a2.send(1);
+  auto ready = mproc::wait({&b1, &b2}, 1s);
+  ASSERT_EQ(ready.size(), 1U);
+  EXPECT_EQ(ready[0], &b2);
+  std::thread later([&a1] {
+    std::this_thread::sleep_for(20ms);
+    a1.send(2);
+  });
+  (void)b2.recv<int>();
+  ready = mproc::wait({&b1, &b2});
+  ASSERT_EQ(ready.size(), 1U);
+  EXPECT_EQ(ready[0], &b1);
+  later.join();
+}
+
+// Across processes: a child echoes until an empty message or end of file. The parent closes its
+// copy of the child's end, as CPython requires. (Under fork the child also inherits the parent's
+// end, as a CPython child inherits its descriptor, so only spawn can show end of file here; the
+// dead-peer test below shows it under both.)
+void echo(mproc::Connection conn) {
+  try {
+    for (std::string s; !(s = conn.recv<std::string>()).empty();) conn.send(s + "!");
+  } catch (const mproc::EOFError&) {
+  }
+}
+
+TEST(Pipe, EchoAcrossProcessesUntilEndOfFile) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    Children children;
+    auto [parent_end, child_end] = mproc::Pipe();
+    auto& child = children.start(mproc::get_context(method).Process(echo, child_end));
+    child_end.close();
+    for (int i = 0; i < 100; ++i) {
+      parent_end.send(std::to_string(i));
+      EXPECT_EQ(parent_end.recv<std::string>(), std::to_string(i) + "!");
+    }
+    if (method == mproc::StartMethod::fork) parent_end.send(std::string());
+    parent_end.close();
+    EXPECT_TRUE(child.join(10s));
+    EXPECT_EQ(child.exitcode(), 0);
+  }
+}
+
+void send_then_hang(mproc::Connection conn) {
+  conn.send(std::string("last words"));
+  ::pause();
+}
+
+TEST(Pipe, ADeadPeerIsEndOfFileNotAHang) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    Children children;
+    auto [mine, theirs] = mproc::Pipe();
+    auto& child = children.start(mproc::get_context(method).Process(send_then_hang, theirs));
+    theirs.close();
+    EXPECT_EQ(mine.recv<std::string>(), "last words");
+    child.kill();
+    child.join();
+    const auto start = std::chrono::steady_clock::now();
+    expect_error<mproc::EOFError>([&] { (void)mine.recv<int>(); },
+                                  "the other end of the connection is closed");
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  }
+}
+
+}  // namespace
