@@ -35,6 +35,7 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include "bench_main.hpp"
+#include <mproc/connection.hpp>
 #include <mproc/queues.hpp>
 
 namespace {
@@ -728,6 +729,99 @@ void BM_MprocQueueString(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * messages * size));
 }
 
+// ---- mproc::Pipe --------------------------------------------------------------------------------
+
+// 8-byte values through a one-way Pipe, 1 producer to 1 consumer (peer: BM_BoostSpscQueue_1P1C).
+void BM_MprocPipe_1P1C(benchmark::State& state) {
+  const Checksum expected = expected_checksum(kValues);
+  for (auto _ : state) {
+    auto [reader, writer] = mproc::Pipe(false);
+    auto* received = shared_region<Checksum>();
+    const double seconds = run_in_children(2, [&reader, &writer, received](int role) {
+      if (role == 0) {
+        for (std::uint64_t v = 1; v <= kValues; ++v) writer.send(v);
+      } else {
+        Checksum got;
+        for (std::uint64_t i = 0; i < kValues; ++i) got.add(reader.recv<std::uint64_t>());
+        *received = got;
+      }
+      return true;
+    });
+    const bool ok = seconds >= 0 && *received == expected;
+    release_region(received);
+    if (!ok) {
+      state.SkipWithError("a value was lost or duplicated, or a process failed");
+      break;
+    }
+    state.SetIterationTime(seconds);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
+}
+
+// Round trips over a duplex Pipe, the child echoing (peer: BM_BoostSpscQueue_PingPong). Both
+// sides answer within WaitWord's spin phase, so neither sleeps.
+void BM_MprocPipe_PingPongSpin(benchmark::State& state) {
+  auto [mine, theirs] = mproc::Pipe();
+  Children children;
+  children.spawn([&theirs] {
+    for (std::uint64_t expected = 1;; ++expected) {
+      const auto v = theirs.recv<std::uint64_t>();
+      if (v == 0) return true;
+      if (v != expected) return false;
+      theirs.send(v);
+    }
+  });
+  theirs.close();
+  std::uint64_t i = 0;
+  bool ok = true;
+  for (auto _ : state) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int k = 0; k < kSpinRoundTrips && ok; ++k) {
+      mine.send(++i);
+      ok = mine.recv<std::uint64_t>() == i;
+    }
+    if (!ok) {
+      state.SkipWithError("an echo was lost or wrong");
+      break;
+    }
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  mine.send(std::uint64_t{0});
+  if (!children.wait_all(kRunDeadline)) state.SkipWithError("the child saw a broken sequence");
+  per_round_trip(state, kSpinRoundTrips);
+}
+
+// The transport cost of one loaned message of n bytes: loan, commit, a view on the other side,
+// its release; the payload is not touched (that is the user's work, the point of a loan is that
+// the transport adds no copy). Constant in n is the target. Same process: no cross-core traffic
+// for the payload either way.
+void BM_MprocPipeLoanCommit(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto [reader, writer] = mproc::Pipe(false, mproc::PipeOptions{.capacity = 1U << 23});
+  for (auto _ : state) {
+    auto loan = writer.loan(n);
+    benchmark::DoNotOptimize(loan.data().data());
+    loan.commit();
+    auto view = reader.recv_view();
+    benchmark::DoNotOptimize(view.bytes().data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// The same n bytes with a copy in and out (send_bytes, recv_bytes_into): what a loan saves.
+void BM_MprocPipeCopy(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto [reader, writer] = mproc::Pipe(false, mproc::PipeOptions{.capacity = 1U << 23});
+  std::vector<std::byte> out(n, std::byte{1});
+  std::vector<std::byte> in(n);
+  for (auto _ : state) {
+    writer.send_bytes(out);
+    benchmark::DoNotOptimize(reader.recv_bytes_into(in));
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n));
+}
+
 BENCHMARK(BM_BoostSpscQueue_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BoostSpscQueue_1P1C_Yield)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BoostLockfreeQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
@@ -738,6 +832,10 @@ BENCHMARK(BM_InterprocessMessageQueue)->Arg(64)->Arg(4096)->UseManualTime()->Uni
 BENCHMARK(BM_MprocQueue_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocPipe_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocPipe_PingPongSpin)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocPipeLoanCommit)->Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20);
+BENCHMARK(BM_MprocPipeCopy)->Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20);
 
 }  // namespace
 

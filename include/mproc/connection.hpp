@@ -101,6 +101,10 @@ class MPROC_API Connection {
   template <class T>
   void send(const T& value) {
     static_assert(require_encodable<T>);
+    if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
+      send_raw(&value, sizeof value);  // its encoding is its bytes: no encoder, no scratch
+      return;
+    }
     std::vector<std::byte>& scratch = detail::connection_scratch();
     scratch.clear();
     Encoder out(scratch);
@@ -111,6 +115,11 @@ class MPROC_API Connection {
   /// Receives and decodes one value; DecodeError if the bytes are not a T (the message is gone).
   template <class T>
   T recv() {
+    if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
+      T value;
+      recv_raw(&value, sizeof value);
+      return value;
+    }
     View view = recv_view();
     Decoder in(view.bytes());
     T value = in.get<T>();
@@ -164,6 +173,10 @@ class MPROC_API Connection {
 
  private:
   [[noreturn]] static void throw_has_fds();
+  // One whole message of exactly `size` bytes: the fast path of send<T> / recv<T> for plain
+  // scalars (DecodeError when the message has another size; it is dropped).
+  void send_raw(const void* data, std::size_t size);
+  void recv_raw(void* data, std::size_t size);
   detail::ConnectionState& live(bool need_send, bool need_recv) const;
   std::shared_ptr<detail::ConnectionState> state_;
 };

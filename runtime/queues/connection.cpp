@@ -144,8 +144,18 @@ namespace {
   throw Error("the connection's shared memory is corrupted (a record no correct sender writes)");
 }
 
+// Polls before the full wait: a partner that is running answers within a few hundred
+// nanoseconds, and the wait's clock reads and predicate calls would cost more than that.
+constexpr int kQuickPolls = 64;
+
 // Reserves one record, waiting while the ring is full; EPIPE once the reader is gone.
 std::span<std::byte> reserve(ConnectionState& s, std::size_t size, std::uint8_t flags) {
+  for (int i = 0; i < kQuickPolls; ++i) {
+    const auto r = s.send_ring->try_reserve(size, flags);
+    if (r.status == core::RingStatus::ok) return r.payload;
+    if (r.status != core::RingStatus::full) break;
+    core::cpu_relax();
+  }
   for (;;) {
     const auto r = s.send_ring->try_reserve(size, flags);
     if (r.status == core::RingStatus::ok) return r.payload;
@@ -161,6 +171,14 @@ std::span<std::byte> reserve(ConnectionState& s, std::size_t size, std::uint8_t 
 
 // The next record, waiting for it; EOFError once the writer is gone and nothing is left.
 core::SpscRing<>::Peek next_record(ConnectionState& s) {
+  for (int i = 0; i < kQuickPolls; ++i) {
+    auto p = s.recv_ring->try_peek();
+    if (p.status != core::RingStatus::empty) {
+      if (p.status == core::RingStatus::corrupted) throw_corrupted(s);
+      return p;
+    }
+    core::cpu_relax();
+  }
   for (;;) {
     auto p = s.recv_ring->try_peek();
     if (p.status == core::RingStatus::ok) return p;
@@ -216,7 +234,7 @@ void Connection::throw_has_fds() {
       "Process as arguments instead");
 }
 
-ConnectionState& Connection::live(bool need_send, bool need_recv) const {
+inline ConnectionState& Connection::live(bool need_send, bool need_recv) const {
   if (!state_ || state_->closed) throw OSError(EBADF, "handle is closed");
   if (need_send && !state_->send_ring) throw OSError(EBADF, "connection is read-only");
   if (need_recv && !state_->recv_ring) throw OSError(EBADF, "connection is write-only");
@@ -260,6 +278,29 @@ void Connection::send_bytes(std::span<const std::byte> buf, std::size_t offset, 
     s.send_ring->commit();
     sent += chunk;
   }
+}
+
+void Connection::send_raw(const void* data, std::size_t size) {
+  ConnectionState& s = live(true, false);
+  if (s.loaning) throw ValueError("a loan on this connection is not committed yet");
+  if (s.peer_closed_since_checked()) throw_broken_pipe();
+  const auto out = reserve(s, size, detail::kWhole);
+  std::memcpy(out.data(), data, size);
+  s.send_ring->commit();
+}
+
+void Connection::recv_raw(void* data, std::size_t size) {
+  ConnectionState& s = live(false, true);
+  if (s.viewing) throw ValueError("a View of this connection is still held");
+  const auto p = next_record(s);
+  if (p.flags != detail::kWhole || p.payload.size() != size) {
+    if (p.flags == detail::kWhole) s.recv_ring->release();
+    if (p.flags != detail::kWhole) throw_corrupted(s);
+    throw DecodeError("a received message has " + std::to_string(p.payload.size()) + " bytes, not the " +
+                      std::to_string(size) + " of the type asked for");
+  }
+  std::memcpy(data, p.payload.data(), size);
+  s.recv_ring->release();
 }
 
 Connection::View Connection::recv_view() {
