@@ -445,7 +445,13 @@ class MpmcRing {
       const bool wraps = i + k > slot_count_;
       const std::uint32_t need = wraps ? slot_count_ - i : k;
       const std::uint64_t h = head_hint(t + need);
-      if (h > t) continue;  // t is stale: head moved past it meanwhile
+      if (h > t) {
+        // t is stale (head moved past it meanwhile) or the counters are corrupted: head never
+        // passes tail in a correct ring.
+        // [sync:ring.help] acquire: as above.
+        if (h > shared_->tail->load(std::memory_order_acquire)) return {RingStatus::corrupted};
+        continue;
+      }
       if (t + need - h > limit_) return {RingStatus::full};
       for (std::uint32_t j = i + 1; j < i + need; ++j) {
         // [sync:ring.release_slot] acquire: as above, for every slot of the record.

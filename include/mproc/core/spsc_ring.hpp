@@ -113,6 +113,7 @@ class SpscRing {
     if (size > max_record()) return {RingStatus::too_large, {}};
     const std::uint64_t need = record_bytes(size);
     std::uint64_t pos = local_tail_;
+    if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
     const std::uint64_t offset = pos & mask();
     const std::uint64_t pad = offset + need > capacity_ ? capacity_ - offset : 0;
     if (pos + pad + need - cached_head_ > capacity_) {
@@ -168,6 +169,7 @@ class SpscRing {
   };
   Peek try_peek() noexcept {
     for (;;) {
+      if ((local_head_ & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
       if (local_head_ == cached_tail_) {
         // [sync:spsc.publish] acquire: pairs with the producer's release store of tail.
         cached_tail_ = shared_->tail->load(std::memory_order_acquire);
