@@ -46,6 +46,13 @@ struct QueueOptions {
   /// Bytes per slot (a power of two, at least 16). 0: just enough for one message of a
   /// fixed-size type, else 64. A message takes ceil((8 + its encoded size) / slot_size) slots.
   std::uint32_t slot_size = 0;
+  /// One producer process and one consumer process: the queue runs on the single-producer ring
+  /// (as a Pipe does), several times faster than the multi-producer one. The first process to
+  /// put is the producer and the first to get the consumer; another process that tries while
+  /// they live gets ValueError (threads of the same process share the role). The ring holds
+  /// maxsize (or kDefaultSlots) records of slot_size bytes, so maxsize counts messages exactly
+  /// only for fixed-size types.
+  bool spsc = false;
 
   static constexpr std::uint32_t kDefaultSlots = 4096;
   static constexpr std::uint32_t kDefaultSlotSize = 64;
@@ -53,63 +60,79 @@ struct QueueOptions {
 
 namespace detail {
 
-using QueueRing = core::MpmcRing<>;
+/// The untyped queue (runtime/queues/queue_core.cpp): its shared memory, the ring inside (the
+/// multi-producer one, or the single-producer one for QueueOptions::spsc) and this process's
+/// state (close(), roles). Queue<T> encodes and decodes around it. A cheap, copyable handle.
+class MPROC_API QueueCore {
+ public:
+  /// Writes a message into the bytes the ring reserved for it; must not throw.
+  using Fill = void (*)(void* context, std::span<std::byte> out) noexcept;
+  /// Reads a message in place; may throw (the message is consumed either way).
+  using Consume = void (*)(void* context, std::span<const std::byte> in);
 
-/// The per-process state that copies of one handle share (CPython: one Queue object): whether
-/// close() was called on it in this process.
-struct QueueLocal {
-  std::atomic<bool> closed{false};
+  QueueCore() = default;
+  /// An anonymous queue; slot_size 0 was resolved by the caller. ValueError for a bad geometry.
+  QueueCore(const QueueOptions& options, std::uint64_t type_hash);
+  /// A named queue (create: FileExistsError if taken; open: FileNotFoundError, ValueError for
+  /// another message type or a bad header).
+  static QueueCore create_named(std::string_view name, const QueueOptions& options, std::uint64_t type_hash);
+  static QueueCore open_named(std::string_view name, std::uint64_t type_hash);
+
+  /// Appends a message of `size` bytes, waiting for room if `block` (until the deadline, nullopt:
+  /// forever). ok, full, too_large, corrupted; ValueError if closed or another process holds the
+  /// producer role of an spsc queue.
+  core::RingStatus put(std::size_t size, Fill fill, void* context,
+                       std::optional<std::chrono::steady_clock::time_point> deadline, bool block);
+  /// Takes the oldest message, waiting if `block`; ok, empty, corrupted. A get blocked when this
+  /// handle is closed (by another thread) raises ValueError.
+  core::RingStatus get(Consume consume, void* context,
+                       std::optional<std::chrono::steady_clock::time_point> deadline, bool block);
+
+  [[nodiscard]] std::size_t qsize() const;
+  [[nodiscard]] bool empty() const;
+  [[nodiscard]] bool full() const;
+  [[nodiscard]] std::size_t max_message() const;
+  [[nodiscard]] std::string name() const;
+  [[nodiscard]] bool closed() const noexcept;
+  void close() noexcept;
+
+  void encode(Encoder& out) const;
+  static QueueCore decode(Decoder& in, std::uint64_t type_hash);
+
+ private:
+  std::shared_ptr<struct QueueState> state_;
 };
 
 /// Throws the exception for a ring status that is not ok (Empty, Full, ValueError, Error).
 [[noreturn]] MPROC_API void throw_queue_status(core::RingStatus status, std::size_t message_size,
                                                std::size_t max_message);
-[[noreturn]] MPROC_API void throw_queue_closed();
 [[noreturn]] MPROC_API void throw_queue_has_fds();
-
-/// A named queue's segment (runtime/queues/named.cpp), shared by this process's handles. The
-/// process that created it unlinks the name when its last handle goes.
-class NamedRegion;
-struct NamedRegionRef {
-  std::shared_ptr<NamedRegion> region;
-  std::span<std::byte> payload;
-};
-/// What kind of named object a segment holds (SegmentHeader::kind): a queue, whatever its T.
-inline constexpr std::uint32_t kNamedQueueKind = 0x51554555;  // "UEUQ"
-/// Creates `name` (FileExistsError if it exists; ValueError for a bad name) with `size`
-/// zero-filled payload bytes; call publish_named_region() once the payload is initialised.
-MPROC_API NamedRegionRef create_named_region(std::string_view name, std::size_t size, std::uint64_t type_hash,
-                                             std::uint32_t kind);
-MPROC_API void publish_named_region(NamedRegion& region) noexcept;
-/// Opens `name`, validated: FileNotFoundError, or ValueError naming what does not match (another
-/// type of message, another kind of object, another mproc layout version).
-MPROC_API NamedRegionRef open_named_region(std::string_view name, std::uint64_t type_hash, std::uint32_t kind,
-                                           std::size_t min_size);
-MPROC_API const std::string& named_region_name(const NamedRegion& region) noexcept;
 
 /// A scratch buffer per thread for encoding messages: no allocation per put once warm.
 MPROC_API std::vector<std::byte>& encode_scratch() noexcept;
-
-/// The block type hash of a queue of T: the ring's layout and T's name, so that a Queue<int>
-/// received or opened as a Queue<std::string> is refused.
-template <class T>
-constexpr std::uint64_t queue_type_hash() noexcept {
-  return fnv1a_type_name(abi_hash<QueueRing::Shared>(), type_name<T>());
-}
 
 /// Types whose encoding is their bytes: put and get copy them straight into and out of the ring.
 template <class T>
 inline constexpr bool is_raw_message_v = is_plain_scalar_v<T> && !UserCodec<T>;
 
+/// What a queue of T is tagged with (a named queue's header, a received queue's block): T's name,
+/// so that a Queue<int> opened or received as a Queue<std::string> is refused.
 template <class T>
-std::uint32_t default_slot_size() noexcept {
-  if constexpr (is_raw_message_v<T>) {
-    return std::max<std::uint32_t>(
-        QueueRing::kMinSlotSize,
-        std::bit_ceil(static_cast<std::uint32_t>(sizeof(T) + QueueRing::kLengthBytes)));
-  } else {
-    return QueueOptions::kDefaultSlotSize;
+constexpr std::uint64_t queue_type_hash() noexcept {
+  return fnv1a_type_name(kFnvOffsetBasis, type_name<T>());
+}
+
+template <class T>
+QueueOptions resolved_options(QueueOptions options) noexcept {
+  if (options.slot_size == 0) {
+    if constexpr (is_raw_message_v<T>) {
+      options.slot_size =
+          std::max<std::uint32_t>(16, std::bit_ceil(static_cast<std::uint32_t>(sizeof(T) + 8)));
+    } else {
+      options.slot_size = QueueOptions::kDefaultSlotSize;
+    }
   }
+  return options;
 }
 
 }  // namespace detail
@@ -119,7 +142,6 @@ std::uint32_t default_slot_size() noexcept {
 template <class T>
 class Queue {
   static_assert(require_encodable<T>);
-  using QueueRing = detail::QueueRing;
 
  public:
   using value_type = T;
@@ -128,20 +150,8 @@ class Queue {
   Queue() : Queue(QueueOptions{}) {}
   /// A queue of at most maxsize messages (0: the default capacity), as multiprocessing.Queue(maxsize).
   explicit Queue(std::size_t maxsize) : Queue(QueueOptions{.maxsize = maxsize}) {}
-  explicit Queue(const QueueOptions& options) {
-    if (options.maxsize > QueueRing::kMaxSlotCount) throw ValueError("Queue maxsize is too large");
-    const auto slots = options.maxsize == 0 ? QueueOptions::kDefaultSlots
-                                            : std::bit_ceil(static_cast<std::uint32_t>(options.maxsize));
-    const auto limit = options.maxsize == 0 ? slots : static_cast<std::uint32_t>(options.maxsize);
-    const std::uint32_t slot_size =
-        options.slot_size == 0 ? detail::default_slot_size<T>() : options.slot_size;
-    if (!QueueRing::valid_geometry(slots, slot_size, limit)) {
-      throw ValueError("Queue slot_size must be a power of two between 16 and 1 MiB");
-    }
-    block_ = detail::SharedBlock::create(QueueRing::region_size(slots, slot_size),
-                                         detail::queue_type_hash<T>(), "Queue");
-    ring_ = *QueueRing::create(std::span(block_.payload(), block_.payload_size()), slots, slot_size, limit);
-  }
+  explicit Queue(const QueueOptions& options)
+      : core_(detail::resolved_options<T>(options), detail::queue_type_hash<T>()) {}
 
   /// A queue that unrelated programs open by name (Queue<T>::open). This process owns the name:
   /// it is unlinked when this process's last handle to the queue goes. FileExistsError if the
@@ -150,27 +160,17 @@ class Queue {
     return create(name, QueueOptions{.maxsize = maxsize});
   }
   static Queue create(std::string_view name, const QueueOptions& options) {
-    const Geometry g = geometry(options);
-    auto named = detail::create_named_region(name, QueueRing::region_size(g.slots, g.slot_size),
-                                             detail::queue_type_hash<T>(), detail::kNamedQueueKind);
-    auto ring = QueueRing::create(named.payload, g.slots, g.slot_size, g.limit);
-    detail::publish_named_region(*named.region);
-    return Queue(std::move(named.region), *ring);
+    return Queue(detail::QueueCore::create_named(name, detail::resolved_options<T>(options),
+                                                 detail::queue_type_hash<T>()));
   }
   /// Opens a queue another process created with Queue<T>::create(name). FileNotFoundError if
   /// there is none; ValueError if it holds another message type (a Queue<int> opened as a
   /// Queue<std::string>) or its ring header is invalid.
   static Queue open(std::string_view name) {
-    auto named = detail::open_named_region(name, detail::queue_type_hash<T>(), detail::kNamedQueueKind,
-                                           sizeof(typename QueueRing::Shared));
-    auto ring = QueueRing::attach(named.payload);
-    if (!ring) throw ValueError("named Queue '" + std::string(name) + "' has an invalid ring header");
-    return Queue(std::move(named.region), *ring);
+    return Queue(detail::QueueCore::open_named(name, detail::queue_type_hash<T>()));
   }
   /// The name of a named queue; empty for an anonymous one.
-  [[nodiscard]] std::string name() const {
-    return named_ ? detail::named_region_name(*named_) : std::string();
-  }
+  [[nodiscard]] std::string name() const { return core_.name(); }
 
   /// put(obj): blocks while the queue is full. Throws ValueError after close() or when the
   /// message can never fit. @concurrent any
@@ -185,13 +185,13 @@ class Queue {
   /// put_nowait(obj): Full at once when there is no room.
   void put_nowait(const T& item) {
     const auto [status, size] = push(item, std::nullopt, false);
-    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, ring_.max_message());
+    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, core_.max_message());
   }
   /// Like put_nowait, but says false instead of raising Full.
   [[nodiscard]] bool try_put(const T& item) {
     const auto [status, size] = push(item, std::nullopt, false);
     if (status == core::RingStatus::full) return false;
-    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, ring_.max_message());
+    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, core_.max_message());
     return true;
   }
 
@@ -212,64 +212,38 @@ class Queue {
   }
   /// Like get_nowait, but nullopt instead of raising Empty.
   [[nodiscard]] std::optional<T> try_get() {
-    check_open();
     std::optional<T> item;
-    const auto status = ring_.try_pop([&](std::span<const std::byte> bytes) { item.emplace(decode(bytes)); });
+    const auto status = core_.get(&consume, &item, std::nullopt, false);
     if (status == core::RingStatus::empty) return std::nullopt;
     if (status != core::RingStatus::ok) detail::throw_queue_status(status, 0, 0);
     return item;
   }
 
   /// Messages in the queue, approximately (another process may put or get meanwhile).
-  [[nodiscard]] std::size_t qsize() const { return ring_.approximate_size(); }
-  [[nodiscard]] bool empty() const { return !ring_.readable(); }
+  [[nodiscard]] std::size_t qsize() const { return core_.qsize(); }
+  [[nodiscard]] bool empty() const { return core_.empty(); }
   /// True when a one-slot message would not fit now.
-  [[nodiscard]] bool full() const { return !ring_.writable(1); }
+  [[nodiscard]] bool full() const { return core_.full(); }
   /// The largest encoded message this queue carries.
-  [[nodiscard]] std::size_t max_message() const noexcept { return ring_.max_message(); }
+  [[nodiscard]] std::size_t max_message() const { return core_.max_message(); }
 
   /// This process will use this queue (all copies of this handle) no more: later calls raise
   /// ValueError, and a get() blocked in another thread wakes with it. Other processes, and other
   /// handles received separately, are not affected. Idempotent.
-  void close() {
-    local_->closed.store(true);
-    ring_.wake_all();
-  }
+  void close() noexcept { core_.close(); }
   /// CPython joins its feeder thread here; mproc has none (put() has already written every
   /// message). Raises ValueError unless close() was called, as CPython's assertion does.
   void join_thread() const {
-    if (!local_->closed.load()) throw ValueError("Queue.join_thread() called before close()");
+    if (!core_.closed()) throw ValueError("Queue.join_thread() called before close()");
   }
   /// Nothing to cancel: there is no feeder thread, and nothing a process put is pending in it.
   void cancel_join_thread() const noexcept {}
 
  protected:
-  Queue(detail::SharedBlock block, QueueRing ring) noexcept : block_(std::move(block)), ring_(ring) {}
-  Queue(std::shared_ptr<detail::NamedRegion> named, QueueRing ring) noexcept
-      : named_(std::move(named)), ring_(ring) {}
+  explicit Queue(detail::QueueCore core) noexcept : core_(std::move(core)) {}
 
  private:
   friend struct codec<Queue<T>>;
-
-  struct Geometry {
-    std::uint32_t slots, slot_size, limit;
-  };
-  static Geometry geometry(const QueueOptions& options) {
-    if (options.maxsize > QueueRing::kMaxSlotCount) throw ValueError("Queue maxsize is too large");
-    const auto slots = options.maxsize == 0 ? QueueOptions::kDefaultSlots
-                                            : std::bit_ceil(static_cast<std::uint32_t>(options.maxsize));
-    const auto limit = options.maxsize == 0 ? slots : static_cast<std::uint32_t>(options.maxsize);
-    const std::uint32_t slot_size =
-        options.slot_size == 0 ? detail::default_slot_size<T>() : options.slot_size;
-    if (!QueueRing::valid_geometry(slots, slot_size, limit)) {
-      throw ValueError("Queue slot_size must be a power of two between 16 and 1 MiB");
-    }
-    return {slots, slot_size, limit};
-  }
-
-  void check_open() const {
-    if (local_->closed.load(std::memory_order_relaxed)) detail::throw_queue_closed();  // relaxed: own flag
-  }
 
   static T decode(std::span<const std::byte> bytes) {
     if constexpr (detail::is_raw_message_v<T>) {
@@ -284,6 +258,16 @@ class Queue {
       return value;
     }
   }
+  static void consume(void* item, std::span<const std::byte> bytes) {
+    static_cast<std::optional<T>*>(item)->emplace(decode(bytes));
+  }
+  static void fill_raw(void* item, std::span<std::byte> out) noexcept {
+    std::memcpy(out.data(), item, sizeof(T));
+  }
+  static void fill_scratch(void* scratch, std::span<std::byte> out) noexcept {
+    const auto& bytes = *static_cast<const std::vector<std::byte>*>(scratch);
+    if (!bytes.empty()) std::memcpy(out.data(), bytes.data(), bytes.size());
+  }
 
   struct PushResult {
     core::RingStatus status;
@@ -291,44 +275,31 @@ class Queue {
   };
 
   PushResult push(const T& item, std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
-    check_open();
     if constexpr (detail::is_raw_message_v<T>) {
-      const auto fill = [&](std::span<std::byte> out) noexcept { std::memcpy(out.data(), &item, sizeof(T)); };
-      return {block ? ring_.push(sizeof(T), fill, deadline) : ring_.try_push(sizeof(T), fill), sizeof(T)};
+      return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
     } else {
       std::vector<std::byte>& scratch = detail::encode_scratch();
       scratch.clear();
       Encoder out(scratch);
       out.put(item);
       if (!out.fds().empty()) detail::throw_queue_has_fds();
-      const auto fill = [&](std::span<std::byte> dst) noexcept {
-        if (!scratch.empty()) std::memcpy(dst.data(), scratch.data(), scratch.size());
-      };
-      const std::size_t size = scratch.size();
-      return {block ? ring_.push(size, fill, deadline) : ring_.try_push(size, fill), size};
+      return {core_.put(scratch.size(), &fill_scratch, &scratch, deadline, block), scratch.size()};
     }
   }
 
   void put_until(const T& item, std::optional<std::chrono::steady_clock::time_point> deadline) {
     const auto [status, size] = push(item, deadline, true);
-    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, ring_.max_message());
+    if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, core_.max_message());
   }
 
   T get_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
-    check_open();
     std::optional<T> item;
-    const auto status =
-        ring_.pop([&](std::span<const std::byte> bytes) { item.emplace(decode(bytes)); }, deadline,
-                  [this] { return local_->closed.load(std::memory_order_relaxed); });  // relaxed: own flag
-    check_open();
+    const auto status = core_.get(&consume, &item, deadline, true);
     if (status != core::RingStatus::ok) detail::throw_queue_status(status, 0, 0);
     return std::move(*item);
   }
 
-  detail::SharedBlock block_;                   // an anonymous queue's memory, or
-  std::shared_ptr<detail::NamedRegion> named_;  // a named queue's
-  QueueRing ring_;
-  std::shared_ptr<detail::QueueLocal> local_ = std::make_shared<detail::QueueLocal>();
+  detail::QueueCore core_;
 };
 
 /// multiprocessing.SimpleQueue: get, put, empty, close; the same ring.
@@ -420,24 +391,9 @@ class JoinableQueue : public Queue<T> {
 /// or its name (named: the child opens it by name, so the creator must still hold it).
 template <class T>
 struct codec<Queue<T>> {
-  static void encode(Encoder& out, const Queue<T>& q) {
-    out.put(q.named_ != nullptr);
-    if (q.named_) {
-      out.put(detail::named_region_name(*q.named_));
-    } else {
-      detail::encode_block_ref(out, q.block_, 0);
-    }
-  }
+  static void encode(Encoder& out, const Queue<T>& q) { q.core_.encode(out); }
   static Queue<T> decode(Decoder& in) {
-    if (in.get<bool>()) return Queue<T>::open(in.get<std::string>());
-    auto [block, offset] =
-        detail::decode_block_ref(in, sizeof(typename detail::QueueRing::Shared), kCacheLine);
-    if (block.type_hash() != detail::queue_type_hash<T>() || offset != 0) {
-      throw DecodeError("a received Queue holds another type");
-    }
-    auto ring = detail::QueueRing::attach(std::span(block.payload(), block.payload_size()));
-    if (!ring) throw DecodeError("a received Queue's ring header is invalid");
-    return Queue<T>(std::move(block), *ring);
+    return Queue<T>(detail::QueueCore::decode(in, detail::queue_type_hash<T>()));
   }
 };
 

@@ -1,35 +1,23 @@
 // Named queues: their segments (runtime/platform/linux/shm.hpp's validated named segments) and
 // who unlinks them.
+#include "queues/named.hpp"
+
 #include <unistd.h>
 
 #include <string>
 
-#include "mproc/queues.hpp"
-#include "platform/linux/shm.hpp"
+#include "mproc/errors.hpp"
 
 namespace mproc::detail {
 
-class NamedRegion {
- public:
-  NamedRegion(platform::NamedSegment segment, bool owner)
-      : segment_(std::move(segment)), owner_pid_(owner ? ::getpid() : 0), name_(segment_.name().substr(1)) {}
-  ~NamedRegion() {
-    // Only the creating process unlinks, and only once its last handle goes: a forked child
-    // holds copies of the parent's handles but does not own the name.
-    if (owner_pid_ != 0 && owner_pid_ == ::getpid()) (void)platform::unlink_named(segment_.name());
-  }
-  NamedRegion(const NamedRegion&) = delete;
-  NamedRegion& operator=(const NamedRegion&) = delete;
+NamedRegion::NamedRegion(platform::NamedSegment segment, bool owner)
+    : segment_(std::move(segment)), owner_pid_(owner ? ::getpid() : 0), name_(segment_.name().substr(1)) {}
 
-  platform::NamedSegment& segment() noexcept { return segment_; }
-  /// The name as the user spelled it (without the leading '/').
-  const std::string& name() const noexcept { return name_; }
-
- private:
-  platform::NamedSegment segment_;
-  pid_t owner_pid_;
-  std::string name_;
-};
+NamedRegion::~NamedRegion() {
+  // Only the creating process unlinks, and only once its last handle goes: a forked child holds
+  // copies of the parent's handles but does not own the name.
+  if (owner_pid_ != 0 && owner_pid_ == ::getpid()) (void)platform::unlink_named(segment_.name());
+}
 
 namespace {
 
@@ -54,30 +42,18 @@ namespace {
 
 }  // namespace
 
-NamedRegionRef create_named_region(std::string_view name, std::size_t size, std::uint64_t type_hash,
-                                   std::uint32_t kind) {
+std::shared_ptr<NamedRegion> create_named_region(std::string_view name, std::size_t size,
+                                                 std::uint64_t type_hash, std::uint32_t kind) {
   auto segment = platform::create_named(name, size, platform::SegmentSpec{type_hash, kind, size});
   if (!segment) throw_named_error(segment.error(), name, "create");
-  auto region = std::make_shared<NamedRegion>(std::move(*segment), /*owner=*/true);
-  const auto payload = region->segment().payload();
-  return {std::move(region), payload};
+  return std::make_shared<NamedRegion>(std::move(*segment), /*owner=*/true);
 }
 
-void publish_named_region(NamedRegion& region) noexcept {
-  region.segment().publish();
-}
-
-NamedRegionRef open_named_region(std::string_view name, std::uint64_t type_hash, std::uint32_t kind,
-                                 std::size_t min_size) {
+std::shared_ptr<NamedRegion> open_named_region(std::string_view name, std::uint64_t type_hash,
+                                               std::uint32_t kind, std::size_t min_size) {
   auto segment = platform::open_named(name, platform::SegmentSpec{type_hash, kind, min_size});
   if (!segment) throw_named_error(segment.error(), name, "open");
-  auto region = std::make_shared<NamedRegion>(std::move(*segment), /*owner=*/false);
-  const auto payload = region->segment().payload();
-  return {std::move(region), payload};
-}
-
-const std::string& named_region_name(const NamedRegion& region) noexcept {
-  return region.name();
+  return std::make_shared<NamedRegion>(std::move(*segment), /*owner=*/false);
 }
 
 }  // namespace mproc::detail

@@ -311,4 +311,78 @@ TEST(NamedQueue, OpeningValidatesTheMessageTypeAndTheName) {
       "after an optional leading '/', without '/' or NUL, and not '.' or '..'");
 }
 
+// ---- QueueOptions::spsc: one producer process, one consumer process -------------------------
+
+TEST(SpscQueue, FifoFullEmptyAndCloseAsTheDefaultQueue) {
+  mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.maxsize = 4, .spsc = true});
+  EXPECT_TRUE(q.empty());
+  expect_error<mproc::Empty>([&] { q.get_nowait(); }, "the queue is empty");
+  for (std::uint64_t i = 0; i < 4; ++i) q.put(i);
+  EXPECT_EQ(q.qsize(), 4U);
+  EXPECT_TRUE(q.full());
+  expect_error<mproc::Full>([&] { q.put(9, 10ms); }, "the queue is full");
+  for (std::uint64_t i = 0; i < 4; ++i) EXPECT_EQ(q.get(), i);
+  EXPECT_EQ(q.try_get(), std::nullopt);
+
+  mproc::Queue<std::string> strings(mproc::QueueOptions{.spsc = true});
+  strings.put("流水灯");
+  strings.put(std::string(10'000, 'x'));
+  EXPECT_EQ(strings.get(), "流水灯");
+  EXPECT_EQ(strings.get(), std::string(10'000, 'x'));
+  expect_error<mproc::ValueError>([&] { strings.put(std::string(strings.max_message() + 1, 'y')); },
+                                  "a message of " + std::to_string(strings.max_message() + 9) +
+                                      " encoded bytes is larger than this queue's " +
+                                      std::to_string(strings.max_message()) +
+                                      "-byte limit (QueueOptions::slot_size and maxsize set it)");
+
+  std::thread getter([&q] { expect_error<mproc::ValueError>([&] { q.get(); }, "Queue is closed"); });
+  std::this_thread::sleep_for(20ms);
+  q.close();
+  getter.join();
+}
+
+void spsc_produce(mproc::Queue<std::uint64_t> q, std::uint64_t n) {
+  for (std::uint64_t i = 1; i <= n; ++i) q.put(i);
+}
+
+TEST(SpscQueue, OneProducerProcessToOneConsumer) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    Children children;
+    mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.maxsize = 64, .spsc = true});
+    children.start(mproc::get_context(method).Process(spsc_produce, q, std::uint64_t{100'000}));
+    for (std::uint64_t i = 1; i <= 100'000; ++i) ASSERT_EQ(q.get(10s), i);
+    children.expect_all_exit(0);
+  }
+}
+
+void put_one(mproc::Queue<std::uint64_t> q) {
+  q.put(7);
+}
+
+void put_one_then_wait(mproc::Queue<std::uint64_t> q, mproc::Event done) {
+  q.put(1);
+  done.wait(20s);
+}
+
+TEST(SpscQueue, ASecondProducerIsAnErrorUntilTheFirstDies) {
+  Children children;
+  mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.spsc = true});
+  mproc::Event done;
+  auto& first = children.start(mproc::Process(put_one_then_wait, q, done));
+  EXPECT_EQ(q.get(10s), 1U);
+  // While the first producer lives, this process cannot put.
+  expect_error<mproc::ValueError>([&] { q.put(2); },
+                                  "this Queue has one producer (QueueOptions::spsc), and process " +
+                                      std::to_string(first.pid().value()) + " is it");
+  done.set();
+  EXPECT_TRUE(first.join(10s));
+  // Once it is gone, another process takes the role over.
+  auto& second = children.start(mproc::Process(put_one, q));
+  EXPECT_EQ(q.get(10s), 7U);
+  EXPECT_TRUE(second.join(10s));
+  q.put(3);  // and so can this one now
+  EXPECT_EQ(q.get(), 3U);
+}
+
 }  // namespace

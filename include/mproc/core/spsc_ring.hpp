@@ -229,6 +229,39 @@ class SpscRing {
     return local_head_ != cached_tail_ || shared_->tail->load(std::memory_order_relaxed) != local_head_;
   }
 
+  /// Records between head and tail: a racy snapshot (CPython's qsize()), from either side or a
+  /// third party. It reads record headers the consumer may be releasing meanwhile: every value is
+  /// bounds-checked, and a torn or stale one only ends the count early. @concurrent any
+  [[nodiscard]] std::size_t approximate_count() const noexcept {
+    // relaxed (both): a snapshot; nothing is read through them but headers, each checked.
+    std::uint64_t pos = shared_->head->load(std::memory_order_relaxed);
+    const std::uint64_t end = shared_->tail->load(std::memory_order_relaxed);
+    if (end < pos || end - pos > capacity_ || (pos & 7) != 0) return 0;
+    std::size_t count = 0;
+    while (pos < end) {
+      const std::uint64_t offset = pos & mask();
+      std::uint64_t header = 0;
+      std::memcpy(&header, data_ + offset, sizeof header);
+      if (header == kPadRecord) {
+        pos += capacity_ - offset;
+        continue;
+      }
+      const std::uint64_t length = header & kLengthMask;
+      if (length > max_record() || offset + record_bytes(length) > capacity_) break;
+      pos += record_bytes(length);
+      ++count;
+    }
+    return count;
+  }
+
+  /// A racy peek: is there room for a record of `size` bytes now? @concurrent any
+  [[nodiscard]] bool has_room(std::size_t size) const noexcept {
+    // relaxed (both): a peek, as in readable().
+    const std::uint64_t t = shared_->tail->load(std::memory_order_relaxed);
+    const std::uint64_t h = shared_->head->load(std::memory_order_relaxed);
+    return t + 2 * record_bytes(size) - h <= capacity_;
+  }
+
   /// Wakes both sides' waiters (in every process), so that each re-checks its stop().
   void wake_all() noexcept {
     shared_->not_empty->notify_all();

@@ -1,0 +1,47 @@
+// Named queue segments (runtime-private): created and validated through the platform's named
+// segments, unlinked by the process that created them when its last handle goes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "platform/linux/shm.hpp"
+
+namespace mproc::detail {
+
+/// What kind of named object a segment holds (SegmentHeader::kind): a queue, whatever its T.
+inline constexpr std::uint32_t kNamedQueueKind = 0x51554555;  // "UEUQ"
+
+class NamedRegion {
+ public:
+  NamedRegion(platform::NamedSegment segment, bool owner);
+  ~NamedRegion();
+  NamedRegion(const NamedRegion&) = delete;
+  NamedRegion& operator=(const NamedRegion&) = delete;
+
+  platform::NamedSegment& segment() noexcept { return segment_; }
+  [[nodiscard]] std::span<std::byte> payload() const noexcept { return segment_.payload(); }
+  /// The name as the user spelled it (without the leading '/').
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+ private:
+  platform::NamedSegment segment_;
+  pid_t owner_pid_;
+  std::string name_;
+};
+
+/// Creates `name` (FileExistsError if it exists; ValueError for a bad name) with `size`
+/// zero-filled payload bytes; publish() its segment once the payload is initialised.
+std::shared_ptr<NamedRegion> create_named_region(std::string_view name, std::size_t size,
+                                                 std::uint64_t type_hash, std::uint32_t kind);
+/// Opens `name`, validated: FileNotFoundError, or ValueError naming what does not match (another
+/// type of message, another kind of object, another mproc layout version).
+std::shared_ptr<NamedRegion> open_named_region(std::string_view name, std::uint64_t type_hash,
+                                               std::uint32_t kind, std::size_t min_size);
+
+}  // namespace mproc::detail
