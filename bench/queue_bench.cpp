@@ -629,10 +629,10 @@ void BM_InterprocessMessageQueue(benchmark::State& state) {
 
 // 8-byte values, 1 producer process to 1 consumer process, blocking put() and get(): the peer is
 // BM_BoostSpscQueue_1P1C (spinning, no way to sleep).
-void BM_MprocQueue_1P1C(benchmark::State& state) {
+void mproc_queue_1p1c(benchmark::State& state, const mproc::QueueOptions& options) {
   const Checksum expected = expected_checksum(kValues);
   for (auto _ : state) {
-    mproc::Queue<std::uint64_t> queue;
+    mproc::Queue<std::uint64_t> queue(options);
     auto* received = shared_region<Checksum>();
     const double seconds = run_in_children(2, [&queue, received](int role) {
       if (role == 0) {
@@ -653,6 +653,15 @@ void BM_MprocQueue_1P1C(benchmark::State& state) {
     state.SetIterationTime(seconds);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
+}
+
+void BM_MprocQueue_1P1C(benchmark::State& state) {
+  mproc_queue_1p1c(state, {});
+}
+
+// The same with QueueOptions::spsc: the single-producer ring behind the Queue API.
+void BM_MprocQueueSpsc_1P1C(benchmark::State& state) {
+  mproc_queue_1p1c(state, {.spsc = true});
 }
 
 struct MprocMpmcRun {
@@ -830,6 +839,7 @@ BENCHMARK(BM_BoostSpscQueue_PingPong)->UseManualTime()->Unit(benchmark::kMillise
 BENCHMARK(BM_RawFutex_PingPong)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_InterprocessMessageQueue)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueue_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocQueueSpsc_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);

@@ -22,7 +22,7 @@ import json, sys
 # (mproc / peer, at least the target); round trips compare the time per round trip (mproc / peer,
 # at most the target).
 PEERS = {
-    "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C",
+    "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C", "BM_MprocQueueSpsc_1P1C": "BM_BoostSpscQueue_1P1C",
     "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C",
     "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C",
     "BM_MprocPipe_PingPongSpin": "BM_BoostSpscQueue_PingPong",
@@ -34,11 +34,13 @@ PEERS = {
 # fairer bar when processes outnumber the free cores.
 ALSO = {
     "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
+    "BM_MprocQueueSpsc_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
     "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
     "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C_Yield",
 }
 TARGETS = {  # issue 4's Performance section: (target against the peer, target against CPython)
     "BM_MprocQueue_1P1C": (1.0, 500),
+    "BM_MprocQueueSpsc_1P1C": (1.0, 500),
     "BM_MprocPipe_1P1C": (1.0, 500),
     "BM_MprocQueue_2P2C": (5.0, 500),
     "BM_MprocPipe_PingPongSpin": (1.0, None),
@@ -48,6 +50,7 @@ TARGETS = {  # issue 4's Performance section: (target against the peer, target a
 }
 CPYTHON = {  # queue_bench case -> the key of bench/peers/cpython_queue.py's figure
     "BM_MprocQueue_1P1C": "queue_1p1c_per_s",
+    "BM_MprocQueueSpsc_1P1C": "queue_1p1c_per_s",
     "BM_MprocPipe_1P1C": "queue_1p1c_per_s",
     "BM_MprocQueue_2P2C": "queue_2p2c_per_s",
     "BM_MprocPipe_PingPongSpin": "pipe_round_trip_us",

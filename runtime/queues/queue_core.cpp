@@ -35,6 +35,9 @@ MPROC_SHM_LAYOUT(QueueHeader);
 
 constexpr std::size_t kRingOffset = kCacheLine;
 
+// Polls of a full or empty single-producer ring before the full wait (as Connection's).
+constexpr int kQuickPolls = 64;
+
 // A role word: the holder's pid (22 bits) and a number telling apart the handles of one process
 // that were attached separately (each has its own view of the ring, so only one may use a role).
 constexpr std::uint32_t kPidBits = 22;
@@ -196,7 +199,7 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
   }
   const std::lock_guard guard(s.put_mutex);
   s.claim(s.header->producer, s.producer_word, "producer");
-  for (;;) {
+  for (int polls = 0;;) {
     auto r = s.spsc->try_reserve(size);
     if (r.status == core::RingStatus::ok) {
       fill(context, r.payload);
@@ -204,6 +207,10 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
       return core::RingStatus::ok;
     }
     if (r.status != core::RingStatus::full || !block) return r.status;
+    if (++polls <= kQuickPolls) {
+      core::cpu_relax();
+      continue;
+    }
     // relaxed: this process's own flag.
     const bool in_time =
         s.spsc->wait_writable(size, deadline, [&] { return s.closed.load(std::memory_order_relaxed); });
@@ -236,7 +243,7 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
   }
   const std::lock_guard guard(s.get_mutex);
   s.claim(s.header->consumer, s.consumer_word, "consumer");
-  for (;;) {
+  for (int polls = 0;;) {
     const auto p = s.spsc->try_peek();
     if (p.status == core::RingStatus::ok) {
       struct Release {
@@ -251,6 +258,10 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
       return p.status;
     }
     if (!block) return p.status;
+    if (++polls <= kQuickPolls) {  // a running producer answers sooner than the wait's set-up
+      core::cpu_relax();
+      continue;
+    }
     // relaxed: this process's own flag.
     const bool in_time =
         s.spsc->wait_readable(deadline, [&] { return s.closed.load(std::memory_order_relaxed); });
