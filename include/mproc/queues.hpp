@@ -16,6 +16,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <cstddef>
@@ -99,7 +100,16 @@ class MPROC_API QueueCore {
   void encode(Encoder& out) const;
   static QueueCore decode(Decoder& in, std::uint64_t type_hash);
 
+  /// The multi-producer ring, or nullptr for an spsc queue: Queue<T> drives it inline (an
+  /// out-of-line call and a function pointer per message cost the ring measurably).
+  [[nodiscard]] core::MpmcRing<>* mpmc() const noexcept { return mpmc_; }
+  /// This process's close() flag (shared by the copies of this handle).
+  [[nodiscard]] const std::atomic<bool>& closed_flag() const noexcept { return *closed_; }
+
  private:
+  void cache_pointers() noexcept;
+  core::MpmcRing<>* mpmc_ = nullptr;
+  const std::atomic<bool>* closed_ = nullptr;
   std::shared_ptr<struct QueueState> state_;
 };
 
@@ -274,8 +284,20 @@ class Queue {
     std::size_t size;
   };
 
+  void check_open() const {
+    // relaxed: this process's own flag.
+    if (core_.closed_flag().load(std::memory_order_relaxed)) throw ValueError("Queue is closed");
+  }
+
   PushResult push(const T& item, std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
     if constexpr (detail::is_raw_message_v<T>) {
+      if (core::MpmcRing<>* ring = core_.mpmc()) {
+        check_open();
+        const auto fill = [&](std::span<std::byte> out) noexcept {
+          std::memcpy(out.data(), &item, sizeof(T));
+        };
+        return {block ? ring->push(sizeof(T), fill, deadline) : ring->try_push(sizeof(T), fill), sizeof(T)};
+      }
       return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
     } else {
       std::vector<std::byte>& scratch = detail::encode_scratch();
@@ -294,7 +316,16 @@ class Queue {
 
   T get_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
     std::optional<T> item;
-    const auto status = core_.get(&consume, &item, deadline, true);
+    core::RingStatus status{};
+    if (core::MpmcRing<>* ring = core_.mpmc()) {
+      check_open();
+      status = ring->pop([&](std::span<const std::byte> bytes) { item.emplace(decode(bytes)); }, deadline,
+                         // relaxed: this process's own flag.
+                         [this] { return core_.closed_flag().load(std::memory_order_relaxed); });
+      check_open();
+    } else {
+      status = core_.get(&consume, &item, deadline, true);
+    }
     if (status != core::RingStatus::ok) detail::throw_queue_status(status, 0, 0);
     return std::move(*item);
   }

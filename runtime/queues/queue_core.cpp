@@ -158,11 +158,17 @@ struct QueueState {
   }
 };
 
+void QueueCore::cache_pointers() noexcept {
+  mpmc_ = state_->mpmc ? &*state_->mpmc : nullptr;
+  closed_ = &state_->closed;
+}
+
 QueueCore::QueueCore(const QueueOptions& options, std::uint64_t type_hash) {
   const Geometry g = geometry_for(options);
   state_ = std::make_shared<QueueState>();
   state_->block = SharedBlock::create(kRingOffset + g.ring_bytes(), layout_hash(type_hash), "Queue");
   state_->initialise(std::span(state_->block.payload(), state_->block.payload_size()), g);
+  cache_pointers();
 }
 
 QueueCore QueueCore::create_named(std::string_view name, const QueueOptions& options,
@@ -174,6 +180,7 @@ QueueCore QueueCore::create_named(std::string_view name, const QueueOptions& opt
       create_named_region(name, kRingOffset + g.ring_bytes(), layout_hash(type_hash), kNamedQueueKind);
   q.state_->initialise(q.state_->named->payload(), g);
   q.state_->named->segment().publish();
+  q.cache_pointers();
   return q;
 }
 
@@ -186,6 +193,7 @@ QueueCore QueueCore::open_named(std::string_view name, std::uint64_t type_hash) 
   } catch (const DecodeError& e) {
     throw ValueError("cannot open Queue '" + std::string(name) + "': " + e.what());
   }
+  q.cache_pointers();
   return q;
 }
 
@@ -323,6 +331,7 @@ QueueCore QueueCore::decode(Decoder& in, std::uint64_t type_hash) {
   q.state_ = std::make_shared<QueueState>();
   q.state_->block = std::move(block);
   q.state_->attach(std::span(q.state_->block.payload(), q.state_->block.payload_size()));
+  q.cache_pointers();
   return q;
 }
 
