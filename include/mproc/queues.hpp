@@ -32,6 +32,7 @@
 
 #include "mproc/codec.hpp"
 #include "mproc/core/mpmc_ring.hpp"
+#include "mproc/core/spsc_ring.hpp"
 #include "mproc/detail/shared_block.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
@@ -47,10 +48,10 @@ struct QueueOptions {
   /// Bytes per slot (a power of two, at least 16). 0: just enough for one message of a
   /// fixed-size type, else 64. A message takes ceil((8 + its encoded size) / slot_size) slots.
   std::uint32_t slot_size = 0;
-  /// One producer process and one consumer process: the queue runs on the single-producer ring
-  /// (as a Pipe does), several times faster than the multi-producer one. The first process to
-  /// put is the producer and the first to get the consumer; another process that tries while
-  /// they live gets ValueError (threads of the same process share the role). The ring holds
+  /// One producer and one consumer: the queue runs on the single-producer ring (as a Pipe does),
+  /// faster than the multi-producer one. The first thread to put is the producer and the first
+  /// to get the consumer (in one process or two); another thread or process that tries while
+  /// their process lives gets ValueError, and a dead process's role is taken over. The ring holds
   /// maxsize (or kDefaultSlots) records of slot_size bytes, so maxsize counts messages exactly
   /// only for fixed-size types.
   bool spsc = false;
@@ -103,12 +104,19 @@ class MPROC_API QueueCore {
   /// The multi-producer ring, or nullptr for an spsc queue: Queue<T> drives it inline (an
   /// out-of-line call and a function pointer per message cost the ring measurably).
   [[nodiscard]] core::MpmcRing<>* mpmc() const noexcept { return mpmc_; }
+  /// The single-producer ring, or nullptr for a multi-producer queue. Call begin_put() (or
+  /// begin_get()) before using it: it makes the calling thread the holder of the role, or throws
+  /// ValueError if another thread or another live process holds it.
+  [[nodiscard]] core::SpscRing<>* spsc() const noexcept { return spsc_; }
+  void begin_put();
+  void begin_get();
   /// This process's close() flag (shared by the copies of this handle).
   [[nodiscard]] const std::atomic<bool>& closed_flag() const noexcept { return *closed_; }
 
  private:
   void cache_pointers() noexcept;
   core::MpmcRing<>* mpmc_ = nullptr;
+  core::SpscRing<>* spsc_ = nullptr;
   const std::atomic<bool>* closed_ = nullptr;
   std::shared_ptr<struct QueueState> state_;
 };
@@ -298,6 +306,21 @@ class Queue {
         };
         return {block ? ring->push(sizeof(T), fill, deadline) : ring->try_push(sizeof(T), fill), sizeof(T)};
       }
+      if (core::SpscRing<>* spsc = core_.spsc()) {  // the fast path: room at once
+        check_open();
+        core_.begin_put();
+        auto r = spsc->try_reserve(sizeof(T));
+        for (int polls = 0; block && r.status == core::RingStatus::full && polls < 64; ++polls) {
+          core::cpu_relax();
+          r = spsc->try_reserve(sizeof(T));
+        }
+        if (r.status == core::RingStatus::ok) {
+          std::memcpy(r.payload.data(), &item, sizeof(T));
+          spsc->commit();
+        }
+        if (r.status == core::RingStatus::ok) return {r.status, sizeof(T)};
+        if (!block && r.status == core::RingStatus::full) return {r.status, sizeof(T)};
+      }
       return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
     } else {
       std::vector<std::byte>& scratch = detail::encode_scratch();
@@ -324,6 +347,24 @@ class Queue {
                          [this] { return core_.closed_flag().load(std::memory_order_relaxed); });
       check_open();
     } else {
+      if constexpr (detail::is_raw_message_v<T>) {  // the fast path: a message at once
+        if (core::SpscRing<>* spsc = core_.spsc()) {
+          check_open();
+          core_.begin_get();
+          // A few polls first: a running producer answers sooner than the slow path's set-up.
+          for (int polls = 0; polls < 64; ++polls) {
+            const auto p = spsc->try_peek();
+            if (p.status == core::RingStatus::ok && p.payload.size() == sizeof(T)) {
+              T value;
+              std::memcpy(&value, p.payload.data(), sizeof(T));
+              spsc->release();
+              return value;
+            }
+            if (p.status != core::RingStatus::empty) break;
+            core::cpu_relax();
+          }
+        }
+      }
       status = core_.get(&consume, &item, deadline, true);
     }
     if (status != core::RingStatus::ok) detail::throw_queue_status(status, 0, 0);

@@ -90,22 +90,47 @@ struct QueueState {
   std::optional<Mpmc> mpmc;
   std::optional<Spsc> spsc;
   std::atomic<bool> closed{false};
-  // spsc only: this handle's role word, and locks that serialise this process's threads (the
-  // ring has one producer and one consumer).
+  // spsc only. The ring has one producer and one consumer: a role is held by one process (the
+  // role word in the header) and, in it, by one thread (the first to use it), so that the hot
+  // path takes no lock: a locked instruction per message would wait for the previous message's
+  // stores to reach the other core.
   std::uint32_t instance = 0;
-  std::uint32_t producer_word = 0;  // the role word this state holds, 0: none (under put_mutex)
-  std::uint32_t consumer_word = 0;  // (under get_mutex)
-  std::mutex put_mutex;
-  std::mutex get_mutex;
+  std::atomic<std::uint32_t> producer_word{0};  // the role word this state holds, 0: none
+  std::atomic<std::uint32_t> consumer_word{0};
+  std::atomic<std::uint32_t> producer_thread{0};  // the thread of this process that holds it
+  std::atomic<std::uint32_t> consumer_thread{0};
+  std::mutex claim_mutex;  // the slow path: claiming a role
 
   [[nodiscard]] std::uint32_t self_word() const noexcept {
     return core::ProcessTag::self() | (instance << kPidBits);
   }
 
-  // Takes the role for this handle: free, already ours, or held by a dead process.
-  void claim(std::atomic<std::uint32_t>& role, std::uint32_t& held, const char* what) {
+  // Makes the calling thread the holder of the role, or throws ValueError.
+  void enter(std::atomic<std::uint32_t>& role, std::atomic<std::uint32_t>& held,
+             std::atomic<std::uint32_t>& holder_thread, const char* what) {
+    const std::uint32_t tid = thread_id();
     const std::uint32_t mine = self_word();
-    if (held == mine) return;
+    // relaxed (both): written under claim_mutex by the claiming thread, read back by it; any other
+    // thread reads a value that is not its own and takes the slow path.
+    if (holder_thread.load(std::memory_order_relaxed) == tid && held.load(std::memory_order_relaxed) == mine)
+      return;
+    const std::lock_guard guard(claim_mutex);
+    // relaxed: under claim_mutex.
+    const std::uint32_t owner = holder_thread.load(std::memory_order_relaxed);
+    // relaxed: under claim_mutex.
+    if (owner != 0 && owner != tid && held.load(std::memory_order_relaxed) == mine) {
+      throw ValueError(std::string("this Queue has one ") + what +
+                       " thread (QueueOptions::spsc), and thread " + std::to_string(owner) +
+                       " of this process is it");
+    }
+    claim(role, held, what);
+    holder_thread.store(tid, std::memory_order_relaxed);  // relaxed: under claim_mutex
+  }
+
+  // Takes the role for this handle in the header: free, already ours, or held by a dead process.
+  void claim(std::atomic<std::uint32_t>& role, std::atomic<std::uint32_t>& held, const char* what) {
+    const std::uint32_t mine = self_word();
+    if (held.load(std::memory_order_relaxed) == mine) return;  // relaxed: under claim_mutex
     // relaxed: the word only names the holder; the ring's indices order the data.
     std::uint32_t seen = role.load(std::memory_order_relaxed);
     for (;;) {
@@ -119,8 +144,8 @@ struct QueueState {
       // relaxed: as above.
       if (role.compare_exchange_weak(seen, mine, std::memory_order_relaxed)) break;
     }
-    held = mine;
-    spsc->resync();  // take over where the ring is, whoever used the role before
+    held.store(mine, std::memory_order_relaxed);  // relaxed: under claim_mutex
+    spsc->resync();                               // take over where the ring is, whoever used the role before
   }
 
   void attach(std::span<std::byte> payload) {
@@ -160,6 +185,7 @@ struct QueueState {
 
 void QueueCore::cache_pointers() noexcept {
   mpmc_ = state_->mpmc ? &*state_->mpmc : nullptr;
+  spsc_ = state_->spsc ? &*state_->spsc : nullptr;
   closed_ = &state_->closed;
 }
 
@@ -205,8 +231,7 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
     const auto f = [&](std::span<std::byte> out) noexcept { fill(context, out); };
     return block ? s.mpmc->push(size, f, deadline) : s.mpmc->try_push(size, f);
   }
-  const std::lock_guard guard(s.put_mutex);
-  s.claim(s.header->producer, s.producer_word, "producer");
+  s.enter(s.header->producer, s.producer_word, s.producer_thread, "producer");
   for (int polls = 0;;) {
     auto r = s.spsc->try_reserve(size);
     if (r.status == core::RingStatus::ok) {
@@ -249,8 +274,7 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
     }
     return status;
   }
-  const std::lock_guard guard(s.get_mutex);
-  s.claim(s.header->consumer, s.consumer_word, "consumer");
+  s.enter(s.header->consumer, s.consumer_word, s.consumer_thread, "consumer");
   for (int polls = 0;;) {
     const auto p = s.spsc->try_peek();
     if (p.status == core::RingStatus::ok) {
@@ -276,6 +300,16 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
     s.check_open();
     if (!in_time && !s.spsc->readable()) return core::RingStatus::empty;
   }
+}
+
+void QueueCore::begin_put() {
+  QueueState& s = *state_;
+  s.enter(s.header->producer, s.producer_word, s.producer_thread, "producer");
+}
+
+void QueueCore::begin_get() {
+  QueueState& s = *state_;
+  s.enter(s.header->consumer, s.consumer_word, s.consumer_thread, "consumer");
 }
 
 std::size_t QueueCore::qsize() const {

@@ -335,9 +335,10 @@ TEST(SpscQueue, FifoFullEmptyAndCloseAsTheDefaultQueue) {
                                       std::to_string(strings.max_message()) +
                                       "-byte limit (QueueOptions::slot_size and maxsize set it)");
 
-  std::thread getter([&q] { expect_error<mproc::ValueError>([&] { q.get(); }, "Queue is closed"); });
+  mproc::Queue<std::uint64_t> fresh(mproc::QueueOptions{.spsc = true});
+  std::thread getter([&fresh] { expect_error<mproc::ValueError>([&] { fresh.get(); }, "Queue is closed"); });
   std::this_thread::sleep_for(20ms);
-  q.close();
+  fresh.close();
   getter.join();
 }
 
@@ -383,6 +384,33 @@ TEST(SpscQueue, ASecondProducerIsAnErrorUntilTheFirstDies) {
   EXPECT_TRUE(second.join(10s));
   q.put(3);  // and so can this one now
   EXPECT_EQ(q.get(), 3U);
+}
+
+TEST(SpscQueue, ASecondThreadOfTheProducerProcessIsAnError) {
+  mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.spsc = true});
+  q.put(1);  // this thread is the producer now
+  std::thread other([&q] {
+    try {
+      q.put(2);
+      ADD_FAILURE() << "a second producer thread was accepted";
+    } catch (const mproc::ValueError& e) {
+      EXPECT_NE(
+          std::string(e.what()).find("this Queue has one producer thread (QueueOptions::spsc), and thread "),
+          std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(q.get(), 1U);  // the consumer role is still free: this thread takes it
+  });
+  other.join();
+  q.put(3);
+  try {
+    (void)q.get();  // the thread that took the consumer role has ended, but it holds the role
+    ADD_FAILURE() << "a second consumer thread was accepted";
+  } catch (const mproc::ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("this Queue has one consumer thread (QueueOptions::spsc)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
