@@ -12,6 +12,7 @@
 // processes than cores anyway, so figures are what the scheduler gives; compare ratios of one run.
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -831,6 +832,106 @@ void BM_MprocPipeCopy(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
 
+// ---- One way to a parked receiver: "both sides sleeping" ----------------------------------------
+
+// The sender waits 200 us before each message, so the receiver has spun, yielded and parked in
+// the kernel; the time is from just before the send to the receiver's return, read from one
+// clock. Both sides are pinned (parent on CPU 0, child on CPU 1), as in event_bench, so that the
+// wake always crosses cores. The raw control parks on a bare FUTEX_WAIT and is woken by a bare
+// FUTEX_WAKE; the "both sides sleeping" round trip is two of these one-way trips.
+constexpr int kSleepingWakes = 2000;
+
+struct WakeTimes {
+  FutexWord word;
+  FutexWord ack;
+  std::atomic<std::int64_t> woke_ns{0};
+};
+
+bool pin_self_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// Restores the parent's affinity when a pinned benchmark ends.
+class PinnedParent {
+ public:
+  PinnedParent() {
+    sched_getaffinity(0, sizeof saved_, &saved_);
+    pin_self_to(0);
+  }
+  ~PinnedParent() { sched_setaffinity(0, sizeof saved_, &saved_); }
+  PinnedParent(const PinnedParent&) = delete;
+  PinnedParent& operator=(const PinnedParent&) = delete;
+
+ private:
+  cpu_set_t saved_{};
+};
+
+void BM_RawFutex_WakeSleeping(benchmark::State& state) {
+  auto* s = shared_region<WakeTimes>();
+  PinnedParent pinned;
+  Children children;
+  children.spawn([s] {
+    pin_self_to(1);
+    for (std::uint32_t i = 1;; ++i) {
+      // acquire: pairs with the parent's release store before its FUTEX_WAKE.
+      while (s->word.value.load(std::memory_order_acquire) != i) {
+        if (s->word.value.load(std::memory_order_relaxed) == 0 && i > 1) return true;  // relaxed: stop flag
+        futex(&s->word.value, FUTEX_WAIT, i - 1, nullptr);
+      }
+      s->woke_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: read after ack's acquire
+      s->ack.value.store(i, std::memory_order_release);       // release: publishes woke_ns
+    }
+  });
+  std::uint32_t i = 0;
+  for (auto _ : state) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    ++i;
+    const std::int64_t t0 = now_ns();
+    s->word.value.store(i, std::memory_order_release);  // release: pairs with the child's acquire
+    futex(&s->word.value, FUTEX_WAKE, 1, nullptr);
+    // acquire: pairs with the child's release of ack.
+    while (s->ack.value.load(std::memory_order_acquire) != i) sched_yield();
+    state.SetIterationTime(static_cast<double>(s->woke_ns.load(std::memory_order_relaxed) - t0) * 1e-9);
+  }
+  s->word.value.store(0, std::memory_order_release);  // release: the stop value
+  futex(&s->word.value, FUTEX_WAKE, 1, nullptr);
+  if (!children.wait_all(kRunDeadline)) state.SkipWithError("the child failed");
+  release_region(s);
+}
+
+void BM_MprocPipe_WakeSleeping(benchmark::State& state) {
+  auto* s = shared_region<WakeTimes>();
+  auto [reader, writer] = mproc::Pipe(false);
+  PinnedParent pinned;
+  Children children;
+  children.spawn([s, &reader] {
+    pin_self_to(1);
+    for (std::uint32_t i = 1;; ++i) {
+      const auto v = reader.recv<std::uint32_t>();
+      s->woke_ns.store(now_ns(), std::memory_order_relaxed);  // relaxed: read after ack's acquire
+      if (v == 0) return true;
+      if (v != i) return false;
+      s->ack.value.store(i, std::memory_order_release);  // release: publishes woke_ns
+    }
+  });
+  std::uint32_t i = 0;
+  for (auto _ : state) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    ++i;
+    const std::int64_t t0 = now_ns();
+    writer.send(i);
+    // acquire: pairs with the child's release of ack.
+    while (s->ack.value.load(std::memory_order_acquire) != i) sched_yield();
+    state.SetIterationTime(static_cast<double>(s->woke_ns.load(std::memory_order_relaxed) - t0) * 1e-9);
+  }
+  writer.send(std::uint32_t{0});
+  if (!children.wait_all(kRunDeadline)) state.SkipWithError("the child saw a broken sequence");
+  release_region(s);
+}
+
 BENCHMARK(BM_BoostSpscQueue_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BoostSpscQueue_1P1C_Yield)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_BoostLockfreeQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
@@ -844,6 +945,14 @@ BENCHMARK(BM_MprocQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_PingPongSpin)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RawFutex_WakeSleeping)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->Iterations(kSleepingWakes);
+BENCHMARK(BM_MprocPipe_WakeSleeping)
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond)
+    ->Iterations(kSleepingWakes);
 BENCHMARK(BM_MprocPipeLoanCommit)->Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20);
 BENCHMARK(BM_MprocPipeCopy)->Arg(64)->Arg(4096)->Arg(65536)->Arg(1 << 20);
 
