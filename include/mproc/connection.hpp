@@ -25,6 +25,8 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -95,6 +97,16 @@ class MPROC_API Connection {
     std::shared_ptr<detail::ConnectionState> state_;
     std::span<const std::byte> bytes_;
   };
+
+  /// A duplex connection that an unrelated program reaches by name: create() returns the first
+  /// end (this process owns the name, unlinked when its last handle goes) and open() the second.
+  /// Each end is held by one process at a time (FileExistsError while its holder lives; a closed
+  /// or dead holder's end can be opened again). End of file is the other end's close() or its
+  /// holder's death. A named connection is not passed to a Process: pass the name.
+  static Connection create(std::string_view name, const PipeOptions& options = {});
+  static Connection open(std::string_view name);
+  /// The name of a named connection; empty for an anonymous one.
+  [[nodiscard]] std::string name() const;
 
   /// Encodes and sends one value (the codec's types; a value that carries a shared object is a
   /// ValueError, as in Queue).

@@ -11,6 +11,7 @@
 #include "mproc/core/spsc_ring.hpp"
 #include "mproc/detail/shared_block.hpp"
 #include "platform/linux/fd.hpp"
+#include "queues/named.hpp"
 
 namespace mproc {
 namespace detail {
@@ -29,10 +30,24 @@ struct PipeHeader {
   std::uint32_t capacity;
   std::uint64_t max_message;
   std::atomic<std::uint32_t> closes[2];  // per end (a, b): bumped by its close(); peers re-check EOF
+  // Named pipes only (anonymous ones use the socketpair token): who holds each end. 0: never
+  // opened; kEndClosed: closed; otherwise the holder's pid (22 bits) and handle number.
+  std::atomic<std::uint32_t> holders[2];
 };
 MPROC_SHM_LAYOUT(PipeHeader);
 
 constexpr std::size_t kRingsOffset = kCacheLine;
+
+constexpr std::uint32_t kEndClosed = ~std::uint32_t{0};
+constexpr std::uint32_t kHolderPidBits = 22;
+std::atomic<std::uint32_t> g_next_holder{1};
+
+// What a named connection's segment holds (SegmentHeader::kind).
+constexpr std::uint32_t kNamedPipeKind = 0x45504950;  // "PIPE"
+
+[[nodiscard]] bool holder_alive(std::uint32_t word) noexcept {
+  return word != 0 && word != kEndClosed && core::ProcessTag::alive(word & ((1U << kHolderPidBits) - 1));
+}
 
 std::size_t block_size(std::uint32_t rings, std::uint32_t capacity) {
   return kRingsOffset + rings * Ring::region_size(capacity);
@@ -45,7 +60,8 @@ std::span<std::byte> ring_region(const SharedBlock& block, std::uint32_t index, 
 }  // namespace
 
 struct ConnectionState {
-  SharedBlock block;
+  SharedBlock block;                   // an anonymous pipe's memory, or
+  std::shared_ptr<NamedRegion> named;  // a named one's
   PipeHeader* header = nullptr;
   std::uint32_t capacity = 0;
   std::size_t max_message = 0;
@@ -61,8 +77,14 @@ struct ConnectionState {
   bool loaning = false;              // a Loan is outstanding
   std::vector<std::byte> assembled;  // a fragmented message, put together for a View
 
-  // Whether every handle of the other end, in every process, is closed.
-  [[nodiscard]] bool peer_gone() const noexcept { return platform::peer_hung_up(token.get()); }
+  // Whether every handle of the other end, in every process, is closed (anonymous pipes: the
+  // socket says; named ones: the other end's holder word says closed, or names a dead process).
+  [[nodiscard]] bool peer_gone() const noexcept {
+    if (!named) return platform::peer_hung_up(token.get());
+    // relaxed: a holder word only names a process; the rings order the data.
+    const std::uint32_t peer = header->holders[1 - end].load(std::memory_order_relaxed);
+    return peer == kEndClosed || (peer != 0 && !holder_alive(peer));
+  }
 
   // How many times a handle of the other end was closed, in any process.
   [[nodiscard]] std::uint32_t closes() const noexcept {
@@ -91,7 +113,7 @@ std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& opti
   }
   const std::uint32_t rings = duplex ? 2 : 1;
   auto block = SharedBlock::create(block_size(rings, options.capacity), abi_hash<PipeHeader>(), "Pipe");
-  auto* header = new (block.payload()) PipeHeader{rings, options.capacity, options.max_message, {}};
+  auto* header = new (block.payload()) PipeHeader{rings, options.capacity, options.max_message, {}, {}};
   (void)header;
   for (std::uint32_t i = 0; i < rings; ++i)
     (void)Ring::create(ring_region(block, i, options.capacity), options.capacity);
@@ -396,6 +418,9 @@ void Connection::close() noexcept {
   if (!state_ || state_->closed) return;
   state_->closed = true;
   state_->token.reset();
+  // relaxed: the other end reads it as a hint and re-checks; the rings order the data.
+  if (state_->named)
+    state_->header->holders[state_->end].store(detail::kEndClosed, std::memory_order_relaxed);
   // relaxed: a hint for the other side's waiters, who then ask the socket.
   state_->header->closes[state_->end].fetch_add(1, std::memory_order_relaxed);
   if (state_->send_ring) state_->send_ring->wake_all();
@@ -412,6 +437,89 @@ bool Connection::readable() const noexcept {
 
 bool Connection::writable() const noexcept {
   return state_ && state_->send_ring.has_value();
+}
+
+// ---- named connections ------------------------------------------------------------------------
+
+namespace {
+
+// The state of end `end` of the named pipe in `region`, claimed for this process.
+std::shared_ptr<detail::ConnectionState> attach_named_end(std::shared_ptr<detail::NamedRegion> region,
+                                                          int end, std::string_view name) {
+  const auto payload = region->payload();
+  detail::PipeHeader geometry{};
+  std::memcpy(static_cast<void*>(&geometry), payload.data(), offsetof(detail::PipeHeader, closes));
+  if (geometry.rings != 2 || !core::SpscRing<>::valid_capacity(geometry.capacity) ||
+      detail::block_size(geometry.rings, geometry.capacity) > payload.size()) {
+    throw ValueError("cannot open Connection '" + std::string(name) + "': its pipe header is invalid");
+  }
+  auto state = std::make_shared<detail::ConnectionState>();
+  state->header = reinterpret_cast<detail::PipeHeader*>(payload.data());
+  state->capacity = geometry.capacity;
+  state->max_message = static_cast<std::size_t>(geometry.max_message);
+  state->end = end;
+  state->send_index = end;
+  state->recv_index = 1 - end;
+  const auto ring = [&](int index) {
+    return std::span<std::byte>(
+        payload.data() + detail::kRingsOffset + index * core::SpscRing<>::region_size(geometry.capacity),
+        core::SpscRing<>::region_size(geometry.capacity));
+  };
+  state->send_ring = core::SpscRing<>::attach(ring(end));
+  state->recv_ring = core::SpscRing<>::attach(ring(1 - end));
+  if (!state->send_ring || !state->recv_ring) {
+    throw ValueError("cannot open Connection '" + std::string(name) + "': its ring header is invalid");
+  }
+  // Claim the end: free, closed, or held by a dead process. The word is the pid and a handle
+  // number (relaxed: a counter that only has to differ between handles).
+  const std::uint32_t handle = detail::g_next_holder.fetch_add(1, std::memory_order_relaxed) % 1023 + 1;
+  const std::uint32_t mine = core::ProcessTag::self() | (handle << detail::kHolderPidBits);
+  auto& holder = state->header->holders[end];
+  // relaxed: the word only names the holder.
+  std::uint32_t seen = holder.load(std::memory_order_relaxed);
+  for (;;) {
+    if (detail::holder_alive(seen)) {
+      throw FileExistsError(EEXIST, "cannot open Connection '" + std::string(name) + "': its " +
+                                        (end == 0 ? "first" : "second") + " end is open in process " +
+                                        std::to_string(seen & ((1U << detail::kHolderPidBits) - 1)));
+    }
+    if (holder.compare_exchange_weak(seen, mine, std::memory_order_relaxed)) break;  // relaxed: as above
+  }
+  state->send_ring->resync();  // a new holder takes over where the rings are
+  state->recv_ring->resync();
+  state->named = std::move(region);
+  return state;
+}
+
+}  // namespace
+
+Connection Connection::create(std::string_view name, const PipeOptions& options) {
+  if (!core::SpscRing<>::valid_capacity(options.capacity)) {
+    throw ValueError("Pipe capacity must be a power of two between 64 bytes and 1 GiB");
+  }
+  auto region =
+      detail::create_named_region(name, detail::block_size(2, options.capacity),
+                                  abi_hash<detail::PipeHeader>(), detail::kNamedPipeKind, "Connection");
+  const auto payload = region->payload();
+  new (payload.data()) detail::PipeHeader{2, options.capacity, options.max_message, {}, {}};
+  for (std::uint32_t i = 0; i < 2; ++i) {
+    (void)core::SpscRing<>::create(
+        payload.subspan(detail::kRingsOffset + i * core::SpscRing<>::region_size(options.capacity),
+                        core::SpscRing<>::region_size(options.capacity)),
+        options.capacity);
+  }
+  region->segment().publish();
+  return Connection(attach_named_end(std::move(region), 0, name));
+}
+
+Connection Connection::open(std::string_view name) {
+  auto region = detail::open_named_region(name, abi_hash<detail::PipeHeader>(), detail::kNamedPipeKind,
+                                          sizeof(detail::PipeHeader), "Connection");
+  return Connection(attach_named_end(std::move(region), 1, name));
+}
+
+std::string Connection::name() const {
+  return state_ && state_->named ? state_->named->name() : std::string();
 }
 
 // ---- wait() ---------------------------------------------------------------------------------
@@ -455,6 +563,9 @@ std::vector<Connection*> wait(std::initializer_list<Connection*> connections,
 void codec<Connection>::encode(Encoder& out, const Connection& c) {
   const auto& s = c.state();
   if (!s || s->closed) throw ValueError("cannot pass a closed Connection to a process");
+  if (s->named) {
+    throw ValueError("a named Connection is held by one process: pass its name, and open() it in the other");
+  }
   detail::encode_block_ref(out, s->block, 0);
   out.put(static_cast<std::int32_t>(s->end));
   out.put(static_cast<std::int32_t>(s->send_index));

@@ -35,13 +35,15 @@ class NamedRegion {
   std::string name_;
 };
 
+/// `what` names the kind of object in messages ("Queue", "Connection").
 /// Creates `name` (FileExistsError if it exists; ValueError for a bad name) with `size`
 /// zero-filled payload bytes; publish() its segment once the payload is initialised.
 std::shared_ptr<NamedRegion> create_named_region(std::string_view name, std::size_t size,
-                                                 std::uint64_t type_hash, std::uint32_t kind);
+                                                 std::uint64_t type_hash, std::uint32_t kind,
+                                                 const char* what);
 /// Opens `name`, validated: FileNotFoundError, or ValueError naming what does not match (another
 /// type of message, another kind of object, another mproc layout version).
 std::shared_ptr<NamedRegion> open_named_region(std::string_view name, std::uint64_t type_hash,
-                                               std::uint32_t kind, std::size_t min_size);
+                                               std::uint32_t kind, std::size_t min_size, const char* what);
 
 }  // namespace mproc::detail

@@ -202,8 +202,8 @@ QueueCore QueueCore::create_named(std::string_view name, const QueueOptions& opt
   const Geometry g = geometry_for(options);
   QueueCore q;
   q.state_ = std::make_shared<QueueState>();
-  q.state_->named =
-      create_named_region(name, kRingOffset + g.ring_bytes(), layout_hash(type_hash), kNamedQueueKind);
+  q.state_->named = create_named_region(name, kRingOffset + g.ring_bytes(), layout_hash(type_hash),
+                                        kNamedQueueKind, "Queue");
   q.state_->initialise(q.state_->named->payload(), g);
   q.state_->named->segment().publish();
   q.cache_pointers();
@@ -213,7 +213,7 @@ QueueCore QueueCore::create_named(std::string_view name, const QueueOptions& opt
 QueueCore QueueCore::open_named(std::string_view name, std::uint64_t type_hash) {
   QueueCore q;
   q.state_ = std::make_shared<QueueState>();
-  q.state_->named = open_named_region(name, layout_hash(type_hash), kNamedQueueKind, kRingOffset);
+  q.state_->named = open_named_region(name, layout_hash(type_hash), kNamedQueueKind, kRingOffset, "Queue");
   try {
     q.state_->attach(q.state_->named->payload());
   } catch (const DecodeError& e) {

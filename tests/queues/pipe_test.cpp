@@ -440,4 +440,83 @@ TEST(Pipe, ASenderKilledAtRandomTimesLeavesWholeMessagesThenEOF) {
   }
 }
 
+// ---- named connections ----------------------------------------------------------------------
+
+std::string test_name(const char* what) {
+  return "mproc-test-" + std::to_string(::getpid()) + "-" + what;
+}
+
+void named_echo(std::string name) {
+  auto conn = mproc::Connection::open(name);
+  try {
+    for (;;) conn.send(conn.recv<std::string>() + "!");
+  } catch (const mproc::EOFError&) {
+  }
+}
+
+TEST(NamedPipe, AnUnrelatedProcessOpensTheOtherEndByName) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    const std::string name = test_name("named-pipe");
+    {
+      auto server = mproc::Connection::create(name);
+      EXPECT_EQ(server.name(), name);
+      Children children;
+      auto& child = children.start(mproc::get_context(method).Process(named_echo, name));
+      for (int i = 0; i < 50; ++i) {
+        server.send(std::to_string(i));
+        EXPECT_EQ(server.recv<std::string>(), std::to_string(i) + "!");
+      }
+      server.close();  // the child sees end of file and ends
+      EXPECT_TRUE(child.join(10s));
+      EXPECT_EQ(child.exitcode(), 0);
+    }
+    EXPECT_NE(::access(("/dev/shm/" + name).c_str(), F_OK), 0) << "the creator did not unlink the name";
+  }
+}
+
+void open_and_die(std::string name) {
+  auto conn = mproc::Connection::open(name);
+  conn.send(std::string("hello"));
+  ::kill(::getpid(), SIGKILL);
+}
+
+TEST(NamedPipe, EachEndHasOneHolderAndADeadHoldersEndIsEndOfFile) {
+  const std::string name = test_name("named-ends");
+  auto server = mproc::Connection::create(name);
+  {
+    auto client = mproc::Connection::open(name);
+    try {
+      (void)mproc::Connection::open(name);
+      ADD_FAILURE() << "a second holder of the second end was accepted";
+    } catch (const mproc::FileExistsError& e) {
+      EXPECT_NE(std::string(e.what()).find("its second end is open in process " + std::to_string(::getpid())),
+                std::string::npos)
+          << e.what();
+    }
+    client.send(1);
+    EXPECT_EQ(server.recv<int>(), 1);
+    client.close();  // closed: the end can be opened again
+    expect_error<mproc::EOFError>([&] { (void)server.recv<int>(); },
+                                  "the other end of the connection is closed");
+  }
+  Children children;
+  auto& child = children.start(mproc::get_context(mproc::StartMethod::spawn).Process(open_and_die, name));
+  EXPECT_EQ(server.recv<std::string>(), "hello");
+  child.join();
+  const auto start = std::chrono::steady_clock::now();
+  expect_error<mproc::EOFError>([&] { (void)server.recv<int>(); },
+                                "the other end of the connection is closed");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+  expect_error<mproc::FileNotFoundError>(
+      [] { (void)mproc::Connection::open("mproc-test-no-such-pipe"); },
+      "cannot open Connection 'mproc-test-no-such-pipe': No such file or directory");
+  std::vector<std::byte> bytes;
+  mproc::Encoder out(bytes);  // what passing it to a spawned Process does
+  expect_error<mproc::ValueError>(
+      [&] { out.put(server); },
+      "a named Connection is held by one process: pass its name, and open() it in the "
+      "other");
+}
+
 }  // namespace
