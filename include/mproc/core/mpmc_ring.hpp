@@ -540,11 +540,9 @@ class MpmcRing {
   template <class Ready>
   bool wait_slice(WaitWord<Futex>& waiter, Ready ready,
                   std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
-    const auto now = std::chrono::steady_clock::now();
-    if (deadline && now >= *deadline) return false;
-    auto slice_end = now + kLivenessSlice;
-    if (deadline && *deadline < slice_end) slice_end = *deadline;
-    if (!waiter.wait_until(ready, slice_end)) recover();
+    const std::optional<bool> woke = waiter.wait_slice(ready, deadline, kLivenessSlice);
+    if (!woke) return false;
+    if (!*woke) recover();
     return true;
   }
 

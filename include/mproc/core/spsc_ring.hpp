@@ -293,17 +293,12 @@ class SpscRing {
     return (kHeaderBytes + size + 7) & ~std::uint64_t{7};
   }
 
-  // Waits for ready() in slices, so that a caller's stop() (a closed or dead peer) is seen within
-  // one slice even if nobody notifies. False when the deadline passed.
+  // Waits for ready() for one slice, so that a caller's check of a closed or dead peer runs at
+  // least every 10 ms even if nobody notifies. False when the deadline passed.
   template <class Ready>
   static bool wait(WaitWord<Futex>& waiter, Ready ready,
                    std::optional<std::chrono::steady_clock::time_point> deadline) {
-    const auto now = std::chrono::steady_clock::now();
-    if (deadline && now >= *deadline) return false;
-    auto slice_end = now + std::chrono::milliseconds(10);
-    if (deadline && *deadline < slice_end) slice_end = *deadline;
-    (void)waiter.wait_until(ready, slice_end);
-    return true;
+    return waiter.wait_slice(ready, deadline, std::chrono::milliseconds(10)).has_value();
   }
 
   Shared* shared_ = nullptr;

@@ -60,6 +60,7 @@
 #include <climits>
 #include <concepts>
 #include <cstdint>
+#include <optional>
 #include <thread>
 #include <type_traits>
 
@@ -140,6 +141,22 @@ class WaitWord {
       if (ready()) return true;  // W3
       if (Futex::wait_until(epoch_, seen, deadline) == detail::FutexWaitResult::timed_out) return ready();
     }
+  }
+
+  /// One bounded wait: wait_until(ready, the earlier of the deadline and now + slice). Returns
+  /// nullopt, without waiting, if the deadline has already passed; else what wait_until returned.
+  /// For callers that must look at something between waits (a dead peer, a closed handle).
+  /// @concurrent any; bounded blocking.
+  template <class Ready>
+    requires std::predicate<Ready&>
+  std::optional<bool> wait_slice(
+      Ready ready, std::optional<std::chrono::steady_clock::time_point> deadline,
+      std::chrono::steady_clock::duration slice) noexcept(std::is_nothrow_invocable_v<Ready&>) {
+    const auto now = std::chrono::steady_clock::now();
+    if (deadline && now >= *deadline) return std::nullopt;
+    auto end = now + slice;
+    if (deadline && *deadline < end) end = *deadline;
+    return wait_until(ready, end);
   }
 
   /// Wakes one parked waiter, if any. Call it after changing the state ready() reads.
