@@ -435,12 +435,13 @@ class MPROC_API Barrier {
  private:
   friend struct codec<Barrier>;
   Barrier(std::size_t parties, std::chrono::nanoseconds default_timeout, int);
-  Barrier(detail::SharedBlock block, detail::BarrierState* state) noexcept
-      : block_(std::move(block)), state_(state) {}
+  Barrier(detail::SharedBlock block, detail::BarrierState* state, std::uint32_t parties) noexcept
+      : block_(std::move(block)), state_(state), parties_(parties) {}
   std::size_t wait_until(std::optional<std::chrono::steady_clock::time_point> deadline);
 
   detail::SharedBlock block_;
   detail::BarrierState* state_ = nullptr;
+  std::uint32_t parties_ = 0;  // validated against the block once; the core's copy is shared memory
 };
 
 template <>

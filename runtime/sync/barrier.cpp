@@ -33,6 +33,7 @@ Barrier::Barrier(std::size_t parties, std::chrono::nanoseconds default_timeout, 
   const auto n = static_cast<std::uint32_t>(parties);
   block_ = detail::create_state_block<detail::BarrierState>("Barrier", Core::bytes_for(n));
   state_ = ::new (block_.payload()) detail::BarrierState{Core(n, to_default_timeout(default_timeout))};
+  parties_ = n;
 }
 
 std::size_t Barrier::wait() {
@@ -42,7 +43,7 @@ std::size_t Barrier::wait() {
 }
 
 std::size_t Barrier::wait_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
-  const auto index = state_->core.wait(detail::process_identity(), deadline);
+  const auto index = state_->core.wait(detail::process_identity(), deadline, parties_);
   if (!index) {
     throw BrokenBarrierError(
         "the Barrier is broken (abort(), reset() during the wait, or a wait that timed out); every wait "
@@ -52,15 +53,15 @@ std::size_t Barrier::wait_until(std::optional<std::chrono::steady_clock::time_po
 }
 
 void Barrier::reset() noexcept {
-  state_->core.reset(detail::process_identity());
+  state_->core.reset(detail::process_identity(), parties_);
 }
 
 void Barrier::abort() noexcept {
-  state_->core.abort(detail::process_identity());
+  state_->core.abort(detail::process_identity(), parties_);
 }
 
 std::size_t Barrier::parties() const noexcept {
-  return state_->core.parties();
+  return parties_;
 }
 
 std::size_t Barrier::n_waiting() const noexcept {
@@ -82,7 +83,7 @@ Barrier codec<Barrier>::decode(Decoder& in) {
   if (parties == 0 || Core::bytes_for(parties) > block.payload_size()) {
     throw DecodeError("a received Barrier's block is too small for its parties");
   }
-  return Barrier(std::move(block), state);
+  return Barrier(std::move(block), state, parties);
 }
 
 }  // namespace mproc

@@ -409,6 +409,33 @@ class BarrierBox {
   Barrier* barrier_;
 };
 
+// The party count lives in shared memory, where a hostile process could rewrite it after a
+// handle validated it: every operation is bounded by the caller's slot limit instead. A core that
+// claims 5000 parties over slots for 2 passes its round at 2 and never touches slot 2 or beyond
+// (ASan would report it: the vector holds exactly two slots).
+TEST(BarrierCore, TheCallersSlotLimitBoundsAPartyCountRewrittenInSharedMemory) {
+  std::vector<std::uint64_t> memory((Barrier::bytes_for(2) + 7) / 8);
+  auto* barrier = new (memory.data()) Barrier(2, -1);
+  // The hostile rewrite: the count is the first uint32 after the lock, word and wait word whose
+  // value is 2; find it rather than assume the layout.
+  auto* words = reinterpret_cast<std::uint32_t*>(memory.data());
+  std::size_t at = 0;
+  for (std::size_t i = 0; i * sizeof(std::uint32_t) < sizeof(Barrier); ++i) {
+    if (words[i] == 2) at = i;
+  }
+  ASSERT_NE(at, 0U);
+  words[at] = 5000;
+  ASSERT_EQ(barrier->parties(), 5000U);
+  std::optional<std::uint32_t> theirs;
+  std::thread other([&] { theirs = barrier->wait(kSelf + 1, std::nullopt, 2); });
+  const auto mine = barrier->wait(kSelf, std::nullopt, 2);
+  other.join();
+  ASSERT_TRUE(mine && theirs);  // the round passed at the caller's limit, not at 5000
+  EXPECT_EQ(*mine + *theirs, 1U);
+  barrier->abort(kSelf, 2);
+  barrier->reset(kSelf, 2);
+}
+
 RC_GTEST_PROP(BarrierCore, EveryRoundHandsOutEachIndexOnce, ()) {
   const auto parties = *rc::gen::inRange<std::uint32_t>(1, 5);
   const auto rounds = *rc::gen::inRange(1, 8);

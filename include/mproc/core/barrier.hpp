@@ -91,9 +91,16 @@ class BarrierCore {
   /// while waiting, or the deadline (which breaks the barrier for everyone, as in CPython).
   /// `self` identifies the caller's process (Liveness::self()); it must not be 0.
   /// @concurrent any; blocks.
+  ///
+  /// `slot_limit` is how many identity slots the caller's mapping really holds (the handle
+  /// validated it against its block): parties_ lives in shared memory, where a hostile or broken
+  /// process could rewrite it, so every loop and index is bounded by the smaller of the two,
+  /// read once per call. Threads sharing trusted memory leave it at the maximum.
   std::optional<std::uint32_t> wait(std::uint64_t self,
-                                    std::optional<std::chrono::steady_clock::time_point> deadline) noexcept {
-    lock(self);
+                                    std::optional<std::chrono::steady_clock::time_point> deadline,
+                                    std::uint32_t slot_limit = kMaxParties) noexcept {
+    const std::uint32_t parties = slot_count(slot_limit);
+    lock(self, parties);
     State s = load_locked();
     // CPython's _enter: a round that is still draining or resetting must empty first.
     while (s.phase == Phase::draining || s.phase == Phase::resetting) {
@@ -106,8 +113,8 @@ class BarrierCore {
             return p == Phase::filling || p == Phase::broken;
           },
           slice_end);
-      lock(self);
-      if (!moved) reap_dead_members(self);
+      lock(self, parties);
+      if (!moved) reap_dead_members(self, parties);
       s = load_locked();
       if ((s.phase == Phase::draining || s.phase == Phase::resetting) && deadline &&
           std::chrono::steady_clock::now() >= *deadline) {
@@ -124,13 +131,13 @@ class BarrierCore {
 
     const std::uint32_t index = s.count;
     const std::uint32_t generation = s.generation;
-    if (index >= parties_) {  // a corrupt count (a hostile or broken peer): break, never index past
+    if (index >= parties) {  // a corrupt count (a hostile or broken peer): break, never index past
       store_locked({Phase::broken, s.count, s.generation});
       lock_.unlock();
       return std::nullopt;
     }
     slots()[index] = self;  // invariant 3: slot first, then the word
-    if (index + 1 == parties_) {
+    if (index + 1 == parties) {
       store_locked({Phase::draining, index + 1, generation + 1});  // the round passes
       leave_locked(index);
       lock_.unlock();
@@ -151,7 +158,7 @@ class BarrierCore {
       if (deadline && std::chrono::steady_clock::now() >= *deadline) break;
     }
 
-    lock(self);
+    lock(self, parties);
     s = load_locked();
     const bool passed = s.generation != generation;  // invariant 2
     bool wake = false;
@@ -164,8 +171,8 @@ class BarrierCore {
 
   /// Breaks the barrier: every waiter and every later wait() fails until reset().
   /// @concurrent any; never blocks for long (the internal lock's critical sections are short).
-  void abort(std::uint64_t self) noexcept {
-    lock(self);
+  void abort(std::uint64_t self, std::uint32_t slot_limit = kMaxParties) noexcept {
+    lock(self, slot_count(slot_limit));
     State s = load_locked();
     const bool wake = break_locked(s);
     lock_.unlock();
@@ -174,8 +181,8 @@ class BarrierCore {
 
   /// Returns the barrier to its initial state. Parties waiting now fail (BrokenBarrierError);
   /// parties arriving while they leave wait for them, as in CPython. @concurrent any
-  void reset(std::uint64_t self) noexcept {
-    lock(self);
+  void reset(std::uint64_t self, std::uint32_t slot_limit = kMaxParties) noexcept {
+    lock(self, slot_count(slot_limit));
     State s = load_locked();
     if (s.count > 0) {
       if (s.phase == Phase::filling || s.phase == Phase::broken) s.phase = Phase::resetting;
@@ -198,6 +205,7 @@ class BarrierCore {
     return s.phase == Phase::filling ? s.count : 0;
   }
 
+  /// The party count as stored in shared memory (handles validate it once, when they attach).
   [[nodiscard]] std::uint32_t parties() const noexcept { return parties_; }
   [[nodiscard]] std::int64_t default_timeout_ns() const noexcept { return default_timeout_ns_; }
 
@@ -220,8 +228,14 @@ class BarrierCore {
   // The identity slots follow the core (the constructor constructs them).
   std::uint64_t* slots() noexcept { return std::launder(reinterpret_cast<std::uint64_t*>(this + 1)); }
 
-  void lock(std::uint64_t self) noexcept {
-    if (lock_.lock(self, std::nullopt) == LockResult::owner_died) repair_locked();
+  // The slots this call may touch: parties_ (shared, read once) bounded by the caller's limit.
+  [[nodiscard]] std::uint32_t slot_count(std::uint32_t slot_limit) const noexcept {
+    const std::uint32_t stored = parties_;
+    return stored < slot_limit ? stored : slot_limit;
+  }
+
+  void lock(std::uint64_t self, std::uint32_t parties) noexcept {
+    if (lock_.lock(self, std::nullopt) == LockResult::owner_died) repair_locked(parties);
   }
 
   State load_locked() const noexcept {
@@ -267,9 +281,9 @@ class BarrierCore {
   }
 
   // Invariant 4: leave on behalf of members whose process has died.
-  void reap_dead_members(std::uint64_t self) noexcept {
+  void reap_dead_members(std::uint64_t self, std::uint32_t parties) noexcept {
     bool wake = false;
-    for (std::uint32_t i = 0; i < parties_; ++i) {
+    for (std::uint32_t i = 0; i < parties; ++i) {
       const std::uint64_t member = slots()[i];
       if (member != 0 && member != self && !Liveness::alive(member)) wake = leave_locked(i) || wake;
     }
@@ -277,13 +291,13 @@ class BarrierCore {
   }
 
   // Invariant 3: the previous holder of the internal lock died inside a critical section.
-  void repair_locked() noexcept {
+  void repair_locked(std::uint32_t parties) noexcept {
     State s = load_locked();
     if (s.phase == Phase::filling) {
-      for (std::uint32_t i = s.count; i < parties_; ++i) slots()[i] = 0;
+      for (std::uint32_t i = s.count; i < parties; ++i) slots()[i] = 0;
     } else {
       std::uint32_t present = 0;
-      for (std::uint32_t i = 0; i < parties_; ++i) present += slots()[i] != 0 ? 1 : 0;
+      for (std::uint32_t i = 0; i < parties; ++i) present += slots()[i] != 0 ? 1 : 0;
       s.count = present;
       if (present == 0 && (s.phase == Phase::draining || s.phase == Phase::resetting))
         s.phase = Phase::filling;
