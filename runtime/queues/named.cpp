@@ -2,21 +2,22 @@
 // who unlinks them.
 #include "queues/named.hpp"
 
-#include <unistd.h>
-
 #include <string>
 
+#include "mproc/detail/liveness.hpp"
 #include "mproc/errors.hpp"
 
 namespace mproc::detail {
 
 NamedRegion::NamedRegion(platform::NamedSegment segment, bool owner)
-    : segment_(std::move(segment)), owner_pid_(owner ? ::getpid() : 0), name_(segment_.name().substr(1)) {}
+    : segment_(std::move(segment)),
+      owner_(owner ? process_identity() : 0),
+      name_(segment_.name().substr(1)) {}
 
 NamedRegion::~NamedRegion() {
   // Only the creating process unlinks, and only once its last handle goes: a forked child holds
   // copies of the parent's handles but does not own the name.
-  if (owner_pid_ != 0 && owner_pid_ == ::getpid()) (void)platform::unlink_named(segment_.name());
+  if (owner_ != 0 && owner_ == process_identity()) (void)platform::unlink_named(segment_.name());
 }
 
 namespace {

@@ -2,8 +2,6 @@
 // segments, unlinked by the process that created them when its last handle goes.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -31,7 +29,7 @@ class NamedRegion {
 
  private:
   platform::NamedSegment segment_;
-  pid_t owner_pid_;
+  std::uint64_t owner_;  // the creating process's identity (0: not the owner); a forked child differs
   std::string name_;
 };
 
