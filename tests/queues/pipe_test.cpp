@@ -500,12 +500,17 @@ TEST(NamedPipe, EachEndHasOneHolderAndADeadHoldersEndIsEndOfFile) {
     expect_error<mproc::EOFError>([&] { (void)server.recv<int>(); },
                                   "the other end of the connection is closed");
   }
+  // A fresh pipe for the death: an end never opened yet is not end of file, while a closed one
+  // is, so reopening the pipe above would race the child's open against this recv.
+  const std::string fresh_name = test_name("named-death");
+  auto fresh = mproc::Connection::create(fresh_name);
   Children children;
-  auto& child = children.start(mproc::get_context(mproc::StartMethod::spawn).Process(open_and_die, name));
-  EXPECT_EQ(server.recv<std::string>(), "hello");
+  auto& child =
+      children.start(mproc::get_context(mproc::StartMethod::spawn).Process(open_and_die, fresh_name));
+  EXPECT_EQ(fresh.recv<std::string>(), "hello");
   child.join();
   const auto start = std::chrono::steady_clock::now();
-  expect_error<mproc::EOFError>([&] { (void)server.recv<int>(); },
+  expect_error<mproc::EOFError>([&] { (void)fresh.recv<int>(); },
                                 "the other end of the connection is closed");
   EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
   expect_error<mproc::FileNotFoundError>(
