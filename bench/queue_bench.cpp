@@ -292,6 +292,18 @@ double run_in_children(int n, F body) {
   return -1;
 }
 
+// Reports one iteration of a cross-process run: its time, or (a negative time: a process failed
+// or the deadline passed; or a failed delivery check) the error that ends the benchmark. False:
+// stop iterating.
+bool report_run(benchmark::State& state, double seconds, bool delivered, const char* error) {
+  if (seconds < 0 || !delivered) {
+    state.SkipWithError(error);
+    return false;
+  }
+  state.SetIterationTime(seconds);
+  return true;
+}
+
 // ---- 8-byte values, 1 producer to 1 consumer, Boost.Lockfree spsc_queue ----
 
 struct SpscRun {
@@ -322,11 +334,7 @@ void boost_spsc_queue_1p1c(benchmark::State& state) {
     });
     const bool ok = seconds >= 0 && s->received == expected;
     release_region(s);
-    if (!ok) {
-      state.SkipWithError("a value was lost or duplicated, or a process failed");
-      break;
-    }
-    state.SetIterationTime(seconds);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
 }
@@ -402,11 +410,7 @@ void boost_lockfree_queue_2p2c(benchmark::State& state) {
     for (const Checksum& c : s->received) got += c;
     const bool ok = seconds >= 0 && got == expected;
     release_region(s);
-    if (!ok) {
-      state.SkipWithError("a value was lost or duplicated, or a process failed");
-      break;
-    }
-    state.SetIterationTime(seconds);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
 }
@@ -616,11 +620,8 @@ void BM_InterprocessMessageQueue(benchmark::State& state) {
       seconds = -1;
     }
     bip::message_queue::remove(name.c_str());
-    if (seconds < 0) {
-      state.SkipWithError("a message was lost, reordered or truncated, or a process failed");
+    if (!report_run(state, seconds, true, "a message was lost, reordered or truncated, or a process failed"))
       break;
-    }
-    state.SetIterationTime(seconds);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * messages));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * messages * size));
@@ -647,11 +648,7 @@ void mproc_queue_1p1c(benchmark::State& state, const mproc::QueueOptions& option
     });
     const bool ok = seconds >= 0 && *received == expected;
     release_region(received);
-    if (!ok) {
-      state.SkipWithError("a value was lost or duplicated, or a process failed");
-      break;
-    }
-    state.SetIterationTime(seconds);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
 }
@@ -698,11 +695,7 @@ void BM_MprocQueue_2P2C(benchmark::State& state) {
     for (const Checksum& c : s->received) got += c;
     const bool ok = seconds >= 0 && got == expected;
     release_region(s);
-    if (!ok) {
-      state.SkipWithError("a value was lost or duplicated, or a process failed");
-      break;
-    }
-    state.SetIterationTime(seconds);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
 }
@@ -729,11 +722,8 @@ void BM_MprocQueueString(benchmark::State& state) {
       }
       return true;
     });
-    if (seconds < 0) {
-      state.SkipWithError("a message was lost, reordered or truncated, or a process failed");
+    if (!report_run(state, seconds, true, "a message was lost, reordered or truncated, or a process failed"))
       break;
-    }
-    state.SetIterationTime(seconds);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * messages));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * messages * size));
@@ -759,11 +749,7 @@ void BM_MprocPipe_1P1C(benchmark::State& state) {
     });
     const bool ok = seconds >= 0 && *received == expected;
     release_region(received);
-    if (!ok) {
-      state.SkipWithError("a value was lost or duplicated, or a process failed");
-      break;
-    }
-    state.SetIterationTime(seconds);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
 }
