@@ -22,6 +22,7 @@
 #include "mproc/connection.hpp"
 #include "mproc/core/spsc_ring.hpp"
 #include "mproc/process.hpp"
+#include "shared_memory/shm_test_support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -29,15 +30,11 @@ namespace {
 
 using mproc::core::RingStatus;
 using mproc::core::SpscRing;
+using mproc_shm_test::bytes;
+using mproc_shm_test::ShmName;
 using mproc_test::Children;
 
 const mproc::StartMethod kMethods[] = {mproc::StartMethod::fork, mproc::StartMethod::spawn};
-
-std::vector<std::byte> bytes_of(std::string_view s) {
-  std::vector<std::byte> out(s.size());
-  std::memcpy(out.data(), s.data(), s.size());
-  return out;
-}
 
 std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
   std::vector<std::byte> out(size);
@@ -146,7 +143,7 @@ TEST(SpscRing, StreamsBetweenThreadsWithoutLossOrTearing) {
 
 TEST(SpscRing, HostileIndicesAndHeadersAreCorruptionNotCrashes) {
   RingRegion r(256);
-  ASSERT_TRUE(push(r.ring, bytes_of("hello")));
+  ASSERT_TRUE(push(r.ring, bytes("hello")));
   auto* tail =
       reinterpret_cast<std::atomic<std::uint64_t>*>(r.memory.data() + offsetof(SpscRing<>::Shared, tail));
   auto* head =
@@ -201,14 +198,14 @@ TEST(Pipe, DuplexSendAndRecvOfValuesAndBytes) {
   b.send(std::vector<double>{1.5, 2.5});
   EXPECT_EQ(a.recv<std::vector<double>>(), (std::vector<double>{1.5, 2.5}));
 
-  const auto msg = bytes_of("0123456789");
+  const auto msg = bytes("0123456789");
   a.send_bytes(msg);
   a.send_bytes(msg, 2, 3);
   a.send_bytes(msg, 8);
   a.send_bytes({});
   EXPECT_EQ(b.recv_bytes(), msg);
-  EXPECT_EQ(b.recv_bytes(), bytes_of("234"));
-  EXPECT_EQ(b.recv_bytes(), bytes_of("89"));
+  EXPECT_EQ(b.recv_bytes(), bytes("234"));
+  EXPECT_EQ(b.recv_bytes(), bytes("89"));
   EXPECT_EQ(b.recv_bytes(), std::vector<std::byte>{});
   expect_error<mproc::ValueError>([&] { a.send_bytes(msg, 11); }, "buffer length < offset");
   expect_error<mproc::ValueError>([&] { a.send_bytes(msg, 5, 6); }, "buffer length < offset + size");
@@ -292,7 +289,7 @@ TEST(Pipe, MessagesLargerThanTheRingTravelInFragments) {
 
 TEST(Pipe, RecvBytesIntoAShortBufferRaisesBufferTooShortWithTheMessage) {
   auto [a, b] = mproc::Pipe();
-  const auto msg = bytes_of("a message of some length");
+  const auto msg = bytes("a message of some length");
   a.send_bytes(msg);
   std::vector<std::byte> small(4);
   try {
@@ -442,10 +439,6 @@ TEST(Pipe, ASenderKilledAtRandomTimesLeavesWholeMessagesThenEOF) {
 
 // ---- named connections ----------------------------------------------------------------------
 
-std::string test_name(const char* what) {
-  return "mproc-test-" + std::to_string(::getpid()) + "-" + what;
-}
-
 void named_echo(std::string name) {
   auto conn = mproc::Connection::open(name);
   try {
@@ -457,7 +450,8 @@ void named_echo(std::string name) {
 TEST(NamedPipe, AnUnrelatedProcessOpensTheOtherEndByName) {
   for (auto method : kMethods) {
     SCOPED_TRACE(std::string(mproc::to_string(method)));
-    const std::string name = test_name("named-pipe");
+    const ShmName guard("named-pipe");  // unlinks the name even if an assertion below fails
+    const std::string& name = guard.str();
     {
       auto server = mproc::Connection::create(name);
       EXPECT_EQ(server.name(), name);
@@ -471,7 +465,7 @@ TEST(NamedPipe, AnUnrelatedProcessOpensTheOtherEndByName) {
       EXPECT_TRUE(child.join(10s));
       EXPECT_EQ(child.exitcode(), 0);
     }
-    EXPECT_NE(::access(("/dev/shm/" + name).c_str(), F_OK), 0) << "the creator did not unlink the name";
+    EXPECT_FALSE(mproc_shm_test::segment_exists(name)) << "the creator did not unlink the name";
   }
 }
 
@@ -482,7 +476,8 @@ void open_and_die(std::string name) {
 }
 
 TEST(NamedPipe, EachEndHasOneHolderAndADeadHoldersEndIsEndOfFile) {
-  const std::string name = test_name("named-ends");
+  const ShmName guard("named-ends");
+  const std::string& name = guard.str();
   auto server = mproc::Connection::create(name);
   {
     auto client = mproc::Connection::open(name);
@@ -502,7 +497,8 @@ TEST(NamedPipe, EachEndHasOneHolderAndADeadHoldersEndIsEndOfFile) {
   }
   // A fresh pipe for the death: an end never opened yet is not end of file, while a closed one
   // is, so reopening the pipe above would race the child's open against this recv.
-  const std::string fresh_name = test_name("named-death");
+  const ShmName fresh_guard("named-death");
+  const std::string& fresh_name = fresh_guard.str();
   auto fresh = mproc::Connection::create(fresh_name);
   Children children;
   auto& child =

@@ -20,6 +20,7 @@
 #include "mproc/process.hpp"
 #include "mproc/queues.hpp"
 #include "mproc/synchronize.hpp"
+#include "shared_memory/shm_test_support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -257,13 +258,8 @@ TEST(SimpleQueue, PutGetEmptyClose) {
 
 namespace {
 
-std::string test_name(const char* what) {
-  return "mproc-test-" + std::to_string(::getpid()) + "-" + what;
-}
-
-bool segment_exists(const std::string& name) {
-  return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0;
-}
+using mproc_shm_test::segment_exists;
+using mproc_shm_test::ShmName;
 
 void open_by_name_and_answer(std::string name, int base) {
   auto q = mproc::Queue<int>::open(name);
@@ -272,7 +268,8 @@ void open_by_name_and_answer(std::string name, int base) {
 }
 
 TEST(NamedQueue, UnrelatedProcessesOpenItByNameAndItsOwnerCleansUp) {
-  const std::string name = test_name("named-queue");
+  const ShmName guard("named-queue");  // unlinks the name even if an assertion below fails
+  const std::string& name = guard.str();
   {
     auto q = mproc::Queue<int>::create(name, 16);
     EXPECT_EQ(q.name(), name);
@@ -287,7 +284,7 @@ TEST(NamedQueue, UnrelatedProcessesOpenItByNameAndItsOwnerCleansUp) {
       EXPECT_EQ(q.get(10s), 101);
       children.expect_all_exit(0);
     }
-    // And a handle passed as an argument travels by name.
+    // A second handle opened by name in this process reaches the same queue.
     auto again = mproc::Queue<int>::open(name);
     again.put(5);
     EXPECT_EQ(q.get(), 5);
@@ -298,13 +295,14 @@ TEST(NamedQueue, UnrelatedProcessesOpenItByNameAndItsOwnerCleansUp) {
 }
 
 TEST(NamedQueue, OpeningValidatesTheMessageTypeAndTheName) {
-  const std::string name = test_name("typed-queue");
+  const ShmName guard("typed-queue");
+  const std::string& name = guard.str();
   auto q = mproc::Queue<int>::create(name);
   expect_error<mproc::ValueError>([&] { mproc::Queue<std::string>::open(name); },
                                   "cannot open Queue '" + name + "': it carries another message type");
-  expect_error<mproc::FileNotFoundError>(
-      [&] { mproc::Queue<int>::open(test_name("missing")); },
-      "cannot open Queue '" + test_name("missing") + "': No such file or directory");
+  const std::string missing = mproc_shm_test::unique_name("missing");
+  expect_error<mproc::FileNotFoundError>([&] { mproc::Queue<int>::open(missing); },
+                                         "cannot open Queue '" + missing + "': No such file or directory");
   expect_error<mproc::ValueError>(
       [] { mproc::Queue<int>::create("bad/name"); },
       "cannot create Queue 'bad/name': invalid shared memory name: use 1 to 253 characters "

@@ -31,7 +31,9 @@ using mproc::Bytes;
 using mproc::ShareableList;
 using mproc::SharedMemory;
 using Item = ShareableList::Item;
+using mproc_shm_test::bytes;
 using mproc_shm_test::CommandResult;
+using mproc_shm_test::hex;
 using mproc_shm_test::segment_exists;
 using mproc_shm_test::ShmName;
 
@@ -72,23 +74,6 @@ def attach_list(name):
     untrack(sl.shm)
     return sl
 )PY";
-
-Bytes bytes(std::string_view s) {
-  Bytes out;
-  for (char c : s) out.push_back(static_cast<std::byte>(c));
-  return out;
-}
-
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : data) {
-    const auto c = std::to_integer<unsigned>(b);
-    out.push_back(kHex[c >> 4U]);
-    out.push_back(kHex[c & 0xfU]);
-  }
-  return out;
-}
 
 /// The text after "key: " on the line that starts with it; nullopt if no line does.
 std::optional<std::string> field(const std::string& output, const std::string& key) {

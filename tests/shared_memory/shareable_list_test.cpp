@@ -20,26 +20,11 @@ using mproc::Bytes;
 using mproc::ShareableList;
 using mproc::SharedMemory;
 using Item = ShareableList::Item;
+using mproc_shm_test::bytes;
+using mproc_shm_test::hex;
 using mproc_shm_test::segment_exists;
 using mproc_shm_test::ShmName;
 using mproc_shm_test::Unlinker;
-
-Bytes bytes(std::string_view s) {
-  Bytes out;
-  for (char c : s) out.push_back(static_cast<std::byte>(c));
-  return out;
-}
-
-std::string hex(std::span<const std::byte> data) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (auto b : data) {
-    const auto c = std::to_integer<unsigned>(b);
-    out.push_back(kHex[c >> 4U]);
-    out.push_back(kHex[c & 0xfU]);
-  }
-  return out;
-}
 
 std::string segment_hex(const ShareableList& list) {
   auto view = list.shm().buf();

@@ -1,6 +1,7 @@
-// Helpers of the SharedMemory / ShareableList tests: unique segment names that the leak check in
-// test_main.cpp watches ("mproc-test-<pid>-<n>-<label>"), an RAII guard that unlinks them even
-// when an assertion fails, and a way to run a command and read its output.
+// Helpers of the tests that make named segments (shared memory, named queues and connections):
+// unique segment names that the leak check in test_main.cpp watches
+// ("mproc-test-<pid>-<n>-<label>"), an RAII guard that unlinks them even when an assertion fails,
+// a way to run a command and read its output, and byte helpers.
 #pragma once
 
 #include <sys/stat.h>
@@ -8,9 +9,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "platform/linux/shm.hpp"
 
@@ -49,6 +53,25 @@ class Unlinker {
  private:
   std::string name_;
 };
+
+/// The bytes of a string (payloads in the tests read better as text).
+inline std::vector<std::byte> bytes(std::string_view s) {
+  std::vector<std::byte> out;
+  for (char c : s) out.push_back(static_cast<std::byte>(c));
+  return out;
+}
+
+/// Lower-case hex of some bytes, to compare layouts with what CPython prints.
+inline std::string hex(std::span<const std::byte> data) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (auto b : data) {
+    const auto c = std::to_integer<unsigned>(b);
+    out.push_back(kHex[c >> 4U]);
+    out.push_back(kHex[c & 0xfU]);
+  }
+  return out;
+}
 
 /// Whether /dev/shm/<name> exists.
 inline bool segment_exists(const std::string& name) {
