@@ -20,27 +20,16 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_main.hpp"
+#include "bench_support.hpp"
 #include <mproc/mproc.hpp>
 
 namespace {
 
+using mproc_bench::now_ns;
+using mproc_bench::pause_cpu;
+using mproc_bench::shared_region;
+
 constexpr int kRoundTrips = 20'000;
-
-template <class T>
-T* shared_region() {
-  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : new (p) T{};
-}
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void pause_cpu() {
-  __builtin_ia32_pause();
-}
 
 // Pins the calling process to one CPU, so that the two sides of a ping-pong run on two cores
 // (STYLE.md point 8); the benchmark restores the parent's mask when it ends.

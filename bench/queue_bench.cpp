@@ -36,10 +36,16 @@
 #include <boost/lockfree/spsc_queue.hpp>
 
 #include "bench_main.hpp"
+#include "bench_support.hpp"
 #include <mproc/connection.hpp>
 #include <mproc/queues.hpp>
 
 namespace {
+
+using mproc_bench::now_ns;
+using mproc_bench::pause_cpu;
+using mproc_bench::release_region;
+using mproc_bench::shared_region;
 
 constexpr std::uint64_t kValues = 1'000'000;         // 8-byte values per 1P1C / 2P2C run
 constexpr int kSpinRoundTrips = 100'000;             // round trips per iteration, both sides spinning
@@ -75,29 +81,6 @@ using MpmcQueue = boost::lockfree::queue<std::uint64_t, boost::lockfree::fixed_s
 static_assert(std::atomic<std::size_t>::is_always_lock_free, "spsc_queue's indices must be lock-free");
 static_assert(std::atomic<boost::lockfree::detail::tagged_index>::is_always_lock_free,
               "queue's tagged indices must be lock-free to work between processes");
-
-// A zeroed MAP_SHARED region holding a T built in place; the children inherit it by fork.
-template <class T>
-T* shared_region() {
-  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? nullptr : new (p) T{};
-}
-
-template <class T>
-void release_region(T* p) {
-  p->~T();
-  munmap(p, sizeof(T));
-}
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-void pause_cpu() {
-  __builtin_ia32_pause();
-}
 
 // How a side waits while its queue is full or empty. Spin is what Boost.Lockfree is made for, a
 // core per process. SpinThenYield gives the core away after kSpinsBeforeYield pauses: with more

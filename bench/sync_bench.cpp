@@ -20,25 +20,17 @@
 #include <benchmark/benchmark.h>
 
 #include "bench_main.hpp"
+#include "bench_support.hpp"
 #include <mproc/mproc.hpp>
 
 namespace {
 
+using mproc_bench::now_ns;
+using mproc_bench::release_region;
+using mproc_bench::shared_region;
+
 constexpr int kProcesses = 4;
 constexpr int kIncrements = 100'000;
-
-// A zeroed MAP_SHARED region, for the controls (mproc brings its own shared memory).
-template <class T>
-T* shared_region() {
-  void* p = mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
-  return new (p) T{};
-}
-
-template <class T>
-void release_region(T* p) {
-  munmap(p, sizeof(T));
-}
 
 struct PthreadShared {
   pthread_mutex_t mutex;
@@ -74,12 +66,6 @@ struct StartLine {
   std::atomic<int> go;
   std::atomic<std::int64_t> last_end_ns;
 };
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // Runs body() in kProcesses forked children from a common start; returns the seconds from the
 // start to the last child's end, or a negative number if a child failed.
