@@ -2,6 +2,10 @@
 
 namespace mproc {
 
+RemoteError::RemoteError(std::string type_name, std::string message, std::string where)
+    : Error(type_name + ": " + message + " (raised in " + where + ")"),
+      info_(std::make_shared<const Info>(Info{std::move(type_name), std::move(message), std::move(where)})) {}
+
 OSError::OSError(int errnum, const std::string& what)
     : OSError(std::error_code(errnum, std::system_category()), what) {}
 

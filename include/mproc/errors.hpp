@@ -7,6 +7,9 @@
 //   ├── ProcessError           misuse of Process, contexts, start methods (CPython's ProcessError,
 //   │   │                      and its asserts turned into real errors)
 //   │   ├── BufferTooShort, AuthenticationError, TimeoutError
+//   │   ├── WorkerDied         a Pool worker died while it ran the task (CPython's Pool hangs)
+//   │   └── BrokenPool         a Pool that cannot run tasks any more (its initializer failed)
+//   ├── RemoteError            a Pool task threw: the original type's name, what() and where
 //   ├── ValueError             a bad argument value (CPython's ValueError)
 //   ├── IndexError             an index out of range (ShareableList)
 //   ├── BufferError            SharedMemory::close() while views of its buffer are alive
@@ -68,6 +71,38 @@ class MPROC_API AuthenticationError : public ProcessError {
 class MPROC_API TimeoutError : public ProcessError {
  public:
   using ProcessError::ProcessError;
+};
+
+/// A Pool worker died (a signal, exit(), abort) while it ran the task this error belongs to.
+/// The pool replaced the worker; other tasks are unaffected.
+class MPROC_API WorkerDied : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
+/// A Pool that can no longer run tasks: a worker's initializer threw (instead of respawning
+/// workers forever, as CPython does). Every pending and later task fails with it.
+class MPROC_API BrokenPool : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
+/// An exception a Pool task threw in a worker, re-raised in the caller. C++ cannot re-create an
+/// arbitrary exception type in another process, so this carries the original's demangled type
+/// name, its what() and where it was raised (worker name, pid, task). what() reads
+/// "std::invalid_argument: bad item (raised in ForkPoolWorker-2, pid 1234)".
+class MPROC_API RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, std::string message, std::string where);
+  [[nodiscard]] const std::string& type_name() const noexcept { return info_->type_name; }
+  [[nodiscard]] const std::string& message() const noexcept { return info_->message; }
+  [[nodiscard]] const std::string& where() const noexcept { return info_->where; }
+
+ private:
+  struct Info {
+    std::string type_name, message, where;
+  };
+  std::shared_ptr<const Info> info_;  // shared: exceptions are copied
 };
 
 class MPROC_API ValueError : public Error {

@@ -360,7 +360,9 @@ struct ForkBody {
 void warn_if_threaded(Runtime& rt) {
   // relaxed: a flag that only suppresses a repeated message; a second warning in a race is harmless.
   if (rt.warned_threads.load(std::memory_order_relaxed)) return;
-  if (platform::thread_count() > 1 && !rt.warned_threads.exchange(true, std::memory_order_relaxed)) {
+  // relaxed: a count that only decides whether to print a warning.
+  const int own = rt.internal_threads.load(std::memory_order_relaxed);
+  if (platform::thread_count() > 1 + own && !rt.warned_threads.exchange(true, std::memory_order_relaxed)) {
     std::fprintf(stderr,
                  "mproc: warning: this process (pid=%d) is multi-threaded, use of fork() may lead to "
                  "deadlocks in the child. Use the spawn or forkserver start method.\n",

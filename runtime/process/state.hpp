@@ -128,6 +128,7 @@ class Runtime {
   std::vector<std::shared_ptr<ProcessState>> children;
   bool exit_handler_registered = false;
   std::atomic<bool> warned_threads{false};
+  std::atomic<int> internal_threads{0};  // mproc's own threads (a Pool's collector): not warned about
 
   StartMethod fix_default_method();
   /// The default start method, without fixing it.

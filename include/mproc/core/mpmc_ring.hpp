@@ -309,6 +309,15 @@ class MpmcRing {
   /// record is abandoned (skipped by consumers), a dead reader's freed. Returns how many it
   /// recovered. Waiters call it after each liveness slice; tests call it directly. @concurrent any
   std::size_t recover() noexcept {
+    return recover([](std::span<const std::byte>) noexcept {});
+  }
+
+  /// recover(), and each record a dead reader held is first shown to lost(payload): the Pool
+  /// keeps a task claimed while it runs, so a claim left by a dead worker names the task it was
+  /// running. The payload's length is checked as try_pop checks it; a corrupt length shows an
+  /// empty payload. lost must not throw. @concurrent any
+  template <class Lost>
+  std::size_t recover(Lost&& lost) noexcept {
     std::size_t recovered = 0;
     for (std::uint32_t i = 0; i < slot_count_; ++i) {
       // relaxed: a snapshot to choose a CAS; the CAS below re-reads it atomically.
@@ -333,6 +342,11 @@ class MpmcRing {
         if (states_[i].compare_exchange_strong(s, mine, std::memory_order_acq_rel,
                                                std::memory_order_relaxed)) {
           help_advance(*shared_->head, i, s, k);
+          const std::byte* record = data_ + (std::size_t{i} << slot_shift_);
+          std::uint64_t length = 0;
+          std::memcpy(&length, record, sizeof length);
+          if (length > std::size_t{k} * slot_size_ - kLengthBytes) length = 0;
+          lost(std::span<const std::byte>(record + kLengthBytes, static_cast<std::size_t>(length)));
           release_slots(i, k, lap_of_word(s));
           ++recovered;
         }

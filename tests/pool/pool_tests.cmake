@@ -1,0 +1,2 @@
+# Pool (issue 5): the API forms, CPython's errors, stealing, and the failures where CPython hangs.
+mproc_add_test(pool_test pool/pool_test.cpp)
