@@ -5,6 +5,7 @@
 #include "mproc/detail/pool_core.hpp"
 
 #include <csignal>
+#include <deque>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -124,9 +125,9 @@ struct PoolShared {
   std::vector<std::uint64_t> respawns;
   int next_worker_number = 1;
   std::optional<std::uint32_t> ring_override;
+  std::uint32_t next_ring = 0;  // round-robin cursor
   std::map<std::pair<const void*, const void*>, std::vector<std::byte>> code_cache;
 
-  std::atomic<std::uint32_t> next_ring{0};
   std::atomic<bool> wake{false};
   std::atomic<bool> collector_stop{false};
   std::thread collector;
@@ -157,7 +158,9 @@ struct PoolShared {
 
   // --- code references ---
 
-  std::vector<std::byte> encode_code(const void* trampoline, const void* function) {
+  // The bytes naming a task's code. Entries are never changed or erased once made (a failed one
+  // is erased before anyone sees it), so the reference stays valid without the lock.
+  const std::vector<std::byte>& encode_code(const void* trampoline, const void* function) {
     std::lock_guard lock(mutex);
     auto [it, inserted] = code_cache.try_emplace({trampoline, function});
     if (!inserted) return it->second;
@@ -416,7 +419,9 @@ struct PoolShared {
           backlogged ? std::min(next_check, now + std::chrono::milliseconds(1)) : next_check;
       // relaxed: a hint to stop waiting; what it announces is read under the mutex or from the ring.
       view.results.pop([&](std::span<const std::byte> r) { file_result(r); }, deadline,
-                       [&] { return wake.exchange(false, std::memory_order_relaxed); });
+                       [&] { return wake.load(std::memory_order_relaxed); });
+      // relaxed: as above. Cleared before the next round looks at everything a wake announces.
+      wake.store(false, std::memory_order_relaxed);
     }
   }
 
@@ -529,7 +534,7 @@ std::shared_ptr<PoolJob> PoolCore::begin_job() {
 void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
                       std::span<const std::byte> args) {
   auto& s = *s_;
-  const std::vector<std::byte> code_ref =
+  const std::vector<std::byte>& code_ref =
       s.encode_code(reinterpret_cast<const void*>(code.trampoline), code.function);
   const std::size_t size = sizeof(TaskRecordHeader) + code_ref.size() + args.size();
   if (size > max_chunk_bytes() + sizeof(TaskRecordHeader) + 64) {
@@ -546,14 +551,6 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
     job.chunks_.push_back(PoolJob::Chunk{first, count, false, {}, nullptr});
   }
   const TaskRecordHeader h{job.id_, chunk, static_cast<std::uint32_t>(code_ref.size())};
-  std::uint32_t ring = 0;
-  {
-    std::lock_guard lock(s.mutex);
-    const auto rings = static_cast<std::uint32_t>(s.view.rings.size());
-    // relaxed: a round-robin cursor; any value is a valid ring.
-    ring = s.ring_override ? *s.ring_override % rings
-                           : s.next_ring.fetch_add(1, std::memory_order_relaxed) % rings;
-  }
   auto fill = [&](std::span<std::byte> dst) {
     std::memcpy(dst.data(), &h, sizeof h);
     std::memcpy(dst.data() + sizeof h, code_ref.data(), code_ref.size());
@@ -562,6 +559,8 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
   bool pushed = false;
   {
     std::lock_guard lock(s.mutex);
+    const auto rings = static_cast<std::uint32_t>(s.view.rings.size());
+    const std::uint32_t ring = s.ring_override ? *s.ring_override % rings : s.next_ring++ % rings;
     if (s.backlog.empty()) pushed = s.view.rings[ring].try_push(size, fill) == core::RingStatus::ok;
     if (!pushed) {
       std::vector<std::byte> record(size);

@@ -14,7 +14,6 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -88,7 +87,8 @@ class MPROC_API PoolJob {
   /// nullopt on timeout or when every chunk was taken.
   std::optional<std::size_t> wait_next_finished(
       std::size_t& cursor, std::optional<std::chrono::steady_clock::time_point> deadline) const;
-  /// The chunks; stable references (a deque). Read a chunk only after waiting for it.
+  /// Chunk i. Call it only once the job is sealed (no chunk is added any more, so the reference
+  /// stays valid) and after waiting for the chunk (wait, wait_chunk, wait_next_finished).
   [[nodiscard]] const Chunk& chunk(std::size_t i) const;
   /// Chunks once sealed (the job will have no more).
   [[nodiscard]] std::size_t chunk_count() const;
@@ -106,7 +106,7 @@ class MPROC_API PoolJob {
   std::uint64_t id_ = 0;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  std::deque<Chunk> chunks_;
+  std::vector<Chunk> chunks_;  // grows only before seal()
   std::vector<std::size_t> finished_;  // chunk indices in the order they finished
   bool sealed_ = false;
 };
