@@ -339,14 +339,14 @@ class ImapResult {
     while (s.position == s.items.size()) {
       std::size_t chunk = 0;
       if (s.ordered) {
-        if (s.next_chunk >= s.job->chunk_count() && s.job->ready()) return std::nullopt;
+        if (s.next_chunk >= s.job->chunk_count()) return std::nullopt;  // sealed before iteration
         if (!s.job->wait_chunk(s.next_chunk, deadline))
           throw TimeoutError("the next result is not ready yet");
         chunk = s.next_chunk++;
       } else {
         auto c = s.job->wait_next_finished(s.next_chunk, deadline);
         if (!c) {
-          if (s.job->ready() && s.next_chunk >= s.job->chunk_count()) return std::nullopt;
+          if (s.next_chunk >= s.job->chunk_count()) return std::nullopt;
           throw TimeoutError("the next result is not ready yet");
         }
         chunk = *c;

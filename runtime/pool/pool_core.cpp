@@ -5,8 +5,8 @@
 #include "mproc/detail/pool_core.hpp"
 
 #include <csignal>
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -35,12 +35,12 @@ bool wait_on(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
 
 bool PoolJob::wait(std::optional<std::chrono::steady_clock::time_point> deadline) const {
   std::unique_lock lock(mutex_);
-  return wait_on(changed_, lock, deadline, [&] { return complete_locked(); });
+  return wait_on(changed_, lock, deadline, [&] { return ready_; });
 }
 
 bool PoolJob::ready() const {
   std::lock_guard lock(mutex_);
-  return complete_locked();
+  return ready_;
 }
 
 bool PoolJob::wait_chunk(std::size_t i, std::optional<std::chrono::steady_clock::time_point> deadline) const {
@@ -223,15 +223,25 @@ struct PoolShared {
     if (completed) complete(job);
   }
 
+  // The job's last chunk is done: its callbacks run first, and only then do waiters see it ready,
+  // as in CPython (ApplyResult._set calls the callback before it sets the event), so that get()
+  // and wait() return after the callback has run.
   void complete(const std::shared_ptr<PoolJob>& job) {
+    run_callbacks(*job);
     {
-      std::lock_guard lock(mutex);
-      jobs.erase(job->id_);
-      if (jobs.empty()) idle.notify_all();
+      std::lock_guard lock(job->mutex_);
+      job->ready_ = true;
     }
-    if (job->on_complete) {
+    job->changed_.notify_all();
+    std::lock_guard lock(mutex);
+    jobs.erase(job->id_);
+    if (jobs.empty()) idle.notify_all();
+  }
+
+  static void run_callbacks(const PoolJob& job) {
+    if (job.on_complete) {
       try {
-        job->on_complete(*job);
+        job.on_complete(job);
       } catch (const std::exception& e) {
         // CPython's result thread dies here and every later result hangs; this one goes on.
         std::fprintf(stderr, "mproc: a Pool callback threw %s: %s\n", demangle(typeid(e).name()).c_str(),

@@ -77,7 +77,8 @@ class MPROC_API PoolJob {
     std::exception_ptr error;        ///< when done with an error
   };
 
-  /// Blocks until every chunk is done, or until the deadline; returns whether it is.
+  /// Blocks until every chunk is done and the job's callbacks have run, or until the deadline;
+  /// returns whether it is.
   bool wait(std::optional<std::chrono::steady_clock::time_point> deadline) const;
   [[nodiscard]] bool ready() const;
   /// Blocks until chunk i is done (imap), or the deadline. False on timeout; throws ValueError
@@ -106,9 +107,10 @@ class MPROC_API PoolJob {
   std::uint64_t id_ = 0;
   mutable std::mutex mutex_;
   mutable std::condition_variable changed_;
-  std::vector<Chunk> chunks_;  // grows only before seal()
+  std::vector<Chunk> chunks_;          // grows only before seal()
   std::vector<std::size_t> finished_;  // chunk indices in the order they finished
   bool sealed_ = false;
+  bool ready_ = false;  // complete, and its callbacks have run
 };
 
 struct PoolShared;
