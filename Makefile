@@ -18,8 +18,9 @@
 
 JOBS ?= $(shell nproc)
 BUILD_ROOT ?= build
-# The main job: the seeds' process examples until the Pool issue brings the efficiency comparison.
-DEMO ?= seed000_multicore seed001_process_basics seed001_lock seed001_value seed001_queue seed003_process_list seed004_four_tasks
+# The seeds' programs, then the main job: the seeds' efficiency comparison (docs/pool.md).
+DEMO ?= seed000_multicore seed001_process_basics seed001_lock seed001_value seed001_queue seed003_process_list \
+  seed004_four_tasks seed001_pool seed002_pool seed003_pool_methods efficiency_comparison
 CTEST_ARGS ?=
 BENCH_ARGS ?=
 CMAKE ?= cmake

@@ -25,6 +25,28 @@ expected=$'Consumed: 0\nConsumed: 1\nConsumed: 2\nConsumed: 3\nConsumed: 4'
 out=$(timeout 60 "$dir/seed000_multicore" 2>&1)
 [[ $out == "multicore: 499999666667166666000000" ]] || fail "seed000 multicore: the two results collected"
 
+# The efficiency comparison at the seed's n only (milliseconds), without the Python rows: every
+# method, the pool's included, must equal the closed form, which is the seed's answer.
+out=$(timeout 60 "$dir/efficiency_comparison" --quick --no-python 2>&1) || fail "efficiency_comparison --quick: exit status $?"
+[[ $out == *$'\nclosed form: 499999666667166666000000\n'* ]] || fail "efficiency_comparison: the seed's answer"
+[[ $(count ' OK$') == 4 && $(count 'WRONG') == 0 ]] || fail "efficiency_comparison: normal, multithread, multicore and pool.map all OK"
+
+out=$(timeout 60 "$dir/seed001_pool" 2>&1)
+[[ $out == "[1, 4, 9, 16, 25]" ]] || fail "seed001 Pool.map"
+
+out=$(timeout 60 "$dir/seed002_pool" 2>&1)
+expected=$'[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n4\n[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]'
+[[ $out == "$expected" ]] || fail "seed002 pool: map, apply_async().get(), a list of apply_async results"
+
+out=$(timeout 60 "$dir/seed003_pool_methods" 2>&1)
+for line in 'apply: 3' 'callback: 42' 'apply_async: 42' 'successful: false' 'map: 1 4 9 16' 'map_async: 25 36' \
+  'starmap: 3 7' 'starmap_async: 11' 'closed and joined' 'terminate: the pool was terminated before this task finished'; do
+  grep -qxF -- "$line" <<<"$out" || fail "seed003 pool methods: '$line'"
+done
+grep -q '^error_callback: std::invalid_argument: negative: -1 (raised in .*PoolWorker-' <<<"$out" || fail "seed003 pool methods: error_callback"
+[[ $(grep -n 'callback: 42' <<<"$out" | cut -d: -f1) -lt $(grep -n 'apply_async: 42' <<<"$out" | cut -d: -f1) ]] ||
+  fail "seed003 pool methods: the callback runs before get() returns"
+
 out=$(timeout 60 "$dir/seed003_process_list" 2>&1)
 [[ $(count 'finished task') == 5 ]] || fail "seed003: five tasks finish"
 [[ $(count 'stopped exitcode=0>') == 5 ]] || fail "seed003: five joined processes"

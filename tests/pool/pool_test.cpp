@@ -46,6 +46,13 @@ int fail_on_three(int x) {
   return x;
 }
 
+// Fails on odd items, the later ones after a delay: map must still report the first item's error.
+int fail_on_odd(int x) {
+  if (x % 2 == 0) return x;
+  std::this_thread::sleep_for(std::chrono::milliseconds(x == 1 ? 200 : 0));
+  throw std::domain_error("odd: " + std::to_string(x));
+}
+
 int sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
@@ -190,6 +197,13 @@ TEST_F(PoolTest, RemoteErrorCarriesTypeMessageAndPlace) {
   // map throws the first failing item's error; the pool keeps working afterwards.
   EXPECT_THROW(pool.map(fail_on_three, std::vector<int>{1, 2, 3, 4}, 1), mproc::RemoteError);
   EXPECT_EQ(pool.apply(add, 1, 1), 2);
+  try {
+    pool.map(fail_on_odd, std::vector<int>{0, 1, 2, 3, 4, 5}, 1);
+    ADD_FAILURE() << "no error";
+  } catch (const mproc::RemoteError& e) {
+    EXPECT_EQ(e.message(), "odd: 1") << "map reports the first failing item's error, not the first to fail";
+    EXPECT_EQ(e.type_name(), "std::domain_error");
+  }
 }
 
 TEST_F(PoolTest, CPythonErrors) {
