@@ -168,6 +168,9 @@ void submit_chunks(PoolCore& core, PoolJob& job, const TaskCode& code, It first,
     }
     if (count != 0) flush();
   } catch (...) {
+    // The caller gets the exception and no AsyncResult: the chunks already submitted run to
+    // their end, and no callback reports the half-submitted job as a result.
+    job.on_complete = nullptr;
     core.seal(job);
     throw;
   }
@@ -355,7 +358,9 @@ class ImapResult {
       s.position = 0;
       const auto& c = s.job->chunk(chunk);
       if (c.error) std::rethrow_exception(c.error);
-      detail::decode_chunk_into(c, s.items);
+      std::vector<R> items;
+      detail::decode_chunk_into(c, items);  // all or nothing: a corrupt chunk hands out none
+      s.items = std::move(items);
     }
     return std::move(s.items[s.position++]);
   }

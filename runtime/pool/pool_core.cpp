@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <thread>
 #include <unordered_map>
@@ -116,7 +117,6 @@ struct PoolShared {
   std::mutex mutex;              // everything below
   std::condition_variable idle;  // jobs became empty
   PoolState state = PoolState::run;
-  bool joined = false;
   std::exception_ptr broken;
   std::unordered_map<std::uint64_t, std::shared_ptr<PoolJob>> jobs;
   std::uint64_t next_job = 1;
@@ -197,10 +197,11 @@ struct PoolShared {
 
   // --- filing results ---
 
-  // Marks a chunk done; runs the job's completion when it was the last. Outcomes after the
-  // first are ignored (a chunk failed as lost whose result was already in, a hostile record).
+  // Marks a chunk done; completes the job when it was the last (callbacks: whether its callbacks
+  // run; not after terminate(), as in CPython). Outcomes after the first are ignored (a chunk
+  // failed as lost whose result came in first, a hostile record).
   void finish(std::uint64_t job_id, std::uint32_t chunk, std::vector<std::byte> results,
-              std::exception_ptr error) {
+              std::exception_ptr error, bool callbacks = true) {
     std::shared_ptr<PoolJob> job;
     {
       std::lock_guard lock(mutex);
@@ -219,15 +220,18 @@ struct PoolShared {
       job->finished_.push_back(chunk);
       completed = job->complete_locked();
     }
-    job->changed_.notify_all();
-    if (completed) complete(job);
+    if (completed) {
+      complete(job, callbacks);  // notifies once the callbacks ran: one wake-up for get(), not two
+    } else {
+      job->changed_.notify_all();  // imap's waiters for this chunk
+    }
   }
 
   // The job's last chunk is done: its callbacks run first, and only then do waiters see it ready,
   // as in CPython (ApplyResult._set calls the callback before it sets the event), so that get()
   // and wait() return after the callback has run.
-  void complete(const std::shared_ptr<PoolJob>& job) {
-    run_callbacks(*job);
+  void complete(const std::shared_ptr<PoolJob>& job, bool callbacks) {
+    if (callbacks) run_callbacks(*job);
     {
       std::lock_guard lock(job->mutex_);
       job->ready_ = true;
@@ -239,16 +243,15 @@ struct PoolShared {
   }
 
   static void run_callbacks(const PoolJob& job) {
-    if (job.on_complete) {
-      try {
-        job.on_complete(job);
-      } catch (const std::exception& e) {
-        // CPython's result thread dies here and every later result hangs; this one goes on.
-        std::fprintf(stderr, "mproc: a Pool callback threw %s: %s\n", demangle(typeid(e).name()).c_str(),
-                     e.what());
-      } catch (...) {
-        std::fprintf(stderr, "mproc: a Pool callback threw a non-standard exception\n");
-      }
+    if (!job.on_complete) return;
+    try {
+      job.on_complete(job);
+    } catch (const std::exception& e) {
+      // CPython's result thread dies here and every later result hangs; this one goes on.
+      std::fprintf(stderr, "mproc: a Pool callback threw %s: %s\n", demangle(typeid(e).name()).c_str(),
+                   e.what());
+    } catch (...) {
+      std::fprintf(stderr, "mproc: a Pool callback threw a non-standard exception\n");
     }
   }
 
@@ -270,24 +273,33 @@ struct PoolShared {
       f.where = in.get<std::string>();
       error = std::make_exception_ptr(
           RemoteError(std::move(f.type_name), std::move(f.message), std::move(f.where)));
-    } catch (const std::exception& e) {
+    } catch (const DecodeError& e) {
       error = std::make_exception_ptr(
           RemoteError("mproc::DecodeError", e.what(), "a pool worker's error report"));
     }
     finish(h.job, h.chunk, {}, error);
   }
 
-  std::size_t drain() {
+  [[noreturn]] static void throw_corrupted() {
+    throw BrokenPool(
+        "the pool's result ring holds a record no correct worker writes (corrupted shared memory)");
+  }
+
+  // Files the results in the ring, at most `limit` of them (so that a steady stream of results
+  // does not keep the collector from its other duties). Returns how many.
+  std::size_t drain(std::size_t limit = std::numeric_limits<std::size_t>::max()) {
     std::size_t n = 0;
-    while (view.results.try_pop([&](std::span<const std::byte> r) { file_result(r); }) !=
-           core::RingStatus::empty) {
-      ++n;
+    for (; n < limit; ++n) {
+      const core::RingStatus st = view.results.try_pop([&](std::span<const std::byte> r) { file_result(r); });
+      if (st == core::RingStatus::empty) break;
+      if (st == core::RingStatus::corrupted) throw_corrupted();
     }
     return n;
   }
 
-  // Fails every chunk of every job that is not done yet (terminate, a broken pool).
-  void fail_all(const std::exception_ptr& error) {
+  // Fails every chunk of every job that is not done yet (terminate: without callbacks, as CPython
+  // runs none then; a broken pool: with them).
+  void fail_all(const std::exception_ptr& error, bool callbacks) {
     std::vector<std::shared_ptr<PoolJob>> pending;
     {
       std::lock_guard lock(mutex);
@@ -302,8 +314,23 @@ struct PoolShared {
           if (!job->chunks_[i].done) open.push_back(static_cast<std::uint32_t>(i));
         }
       }
-      for (auto i : open) finish(job->id_, i, {}, error);
+      for (auto i : open) finish(job->id_, i, {}, error, callbacks);
     }
+  }
+
+  // The pool can run nothing any more: every pending and later task fails with `error`.
+  void break_pool(const std::exception_ptr& error) {
+    {
+      std::lock_guard lock(mutex);
+      if (!broken) broken = error;
+    }
+    idle.notify_all();
+    fail_all(error, /*callbacks=*/true);
+  }
+
+  bool is_broken() {
+    std::lock_guard lock(mutex);
+    return broken != nullptr;
   }
 
   // --- pushing chunks ---
@@ -314,10 +341,16 @@ struct PoolShared {
     }) == core::RingStatus::ok;
   }
 
+  // Any ring will do for a chunk: a ring kept full by one long task must not hold up the others.
   void feed_backlog() {
     std::lock_guard lock(mutex);
     bool fed = false;
-    while (!backlog.empty() && try_push(backlog.front().ring, backlog.front().record)) {
+    const auto rings = static_cast<std::uint32_t>(view.rings.size());
+    while (!backlog.empty()) {
+      const Backlogged& b = backlog.front();
+      bool pushed = false;
+      for (std::uint32_t k = 0; k < rings && !pushed; ++k) pushed = try_push((b.ring + k) % rings, b.record);
+      if (!pushed) break;
       backlog.pop_front();
       fed = true;
     }
@@ -350,88 +383,145 @@ struct PoolShared {
     }
   }
 
+  // A chunk a dead worker held, failed once every result published before the death is filed.
+  struct Lost {
+    std::uint64_t job;
+    std::uint32_t chunk;
+    std::exception_ptr error;
+    std::uint64_t results_tail;  // the result ring's tail when the death was seen
+  };
+  std::vector<Lost> lost;  // collector only
+
   void on_worker_exit(std::uint32_t index) {
-    // Results the worker published before it died are in the ring: file them first, so that a
-    // chunk whose result arrived is not also failed below.
-    drain();
-    struct Lost {
-      std::uint64_t job;
-      std::uint32_t chunk;
-    };
-    std::vector<Lost> lost;
-    // The worker is a zombie until joined below, so its pid still names it: its claims are the
-    // records recover() reports as held by a dead reader.
+    Process& p = procs[index];  // only the collector replaces procs while it runs
+    // A readable sentinel may also mean a forkserver that died while the worker lives on.
+    if (p.is_alive()) return;
+    const std::string name = p.name();
+    const int pid = p.pid().value_or(0);
+    const std::optional<int> code = p.exitcode();
+    // The claims of this worker, by its pid (it is reaped now, but no other process claims in
+    // this pool's rings with that pid): exactly the chunks it was running.
+    const auto tag = static_cast<std::uint32_t>(pid) & ((1U << 22) - 1);
+    auto is_it = [tag](std::uint32_t claimant) noexcept { return claimant == tag; };
+    const std::uint64_t results_tail = view.results.tail_position();
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> held;
     for (auto& ring : view.rings) {
-      ring.recover([&](std::span<const std::byte> record) noexcept {
+      ring.recover_if(is_it, [&](std::span<const std::byte> record) noexcept {
         TaskRecordHeader h{};
         if (record.size() < sizeof h) return;
         std::memcpy(&h, record.data(), sizeof h);
         try {
-          lost.push_back({h.job, h.chunk});
+          held.emplace_back(h.job, h.chunk);
         } catch (...) {
         }
       });
     }
-    view.results.recover();  // a result record it was writing: abandoned
-    Process& p = procs[index];
-    const std::string name = p.name();
-    const int pid = p.pid().value_or(0);
-    p.join();
-    const std::optional<int> code = p.exitcode();
+    view.results.recover_if(is_it, [](std::span<const std::byte>) noexcept {});  // a result it was writing
     WorkerSlot& slot = view.slots[index];
     // [sync:pool.slot] acquire: pairs with the worker's release store of its state.
-    const bool init_failed = slot.state.load(std::memory_order_acquire) == kWorkerInitFailed;
-    if (init_failed) {
+    if (slot.state.load(std::memory_order_acquire) == kWorkerInitFailed) {
       // relaxed: published by the acquire load of state above.
       const std::uint32_t n =
           std::min<std::uint32_t>(slot.error_length.load(std::memory_order_relaxed), sizeof slot.error);
-      const auto error = std::make_exception_ptr(
-          BrokenPool("the pool's initializer failed in " + name + ": " + std::string(slot.error, n)));
-      {
-        std::lock_guard lock(mutex);
-        if (!broken) broken = error;
-      }
-      fail_all(error);
+      break_pool(std::make_exception_ptr(
+          BrokenPool("the pool's initializer failed in " + name + ": " + std::string(slot.error, n))));
       return;
     }
-    if (!lost.empty()) {
+    if (!held.empty()) {
       const auto error = std::make_exception_ptr(WorkerDied(describe_exit(name, pid, code)));
-      for (const Lost& l : lost) finish(l.job, l.chunk, {}, error);
+      for (const auto& [job, chunk] : held) lost.push_back({job, chunk, error, results_tail});
     }
+    {
+      std::lock_guard lock(mutex);
+      // relaxed: a hint; shutdown() stops the workers only after the collector has stopped.
+      if (state == PoolState::terminate || broken || collector_stop.load(std::memory_order_relaxed)) return;
+    }
+    // Fork (or spawn) without the lock: submit() and stats() need it meanwhile.
+    Process replacement = make_worker(index);
     std::lock_guard lock(mutex);
-    // relaxed: collector_stop is only a hint here; join() stops workers after the collector.
-    if (state != PoolState::terminate && !broken && !collector_stop.load(std::memory_order_relaxed)) {
-      procs[index] = make_worker(index);
-      ++respawns[index];
-    }
+    procs[index] = std::move(replacement);
+    ++respawns[index];
+  }
+
+  // Fails the lost chunks whose deaths are old enough: every record claimed in the result ring
+  // before the death was seen has been filed, so a result the worker sent before it died has won.
+  void settle_lost() {
+    if (lost.empty()) return;
+    const std::uint64_t head = view.results.head_position();
+    std::vector<Lost> ripe;
+    std::erase_if(lost, [&](Lost& l) {
+      if (head < l.results_tail) return false;
+      ripe.push_back(std::move(l));
+      return true;
+    });
+    for (const Lost& l : ripe) finish(l.job, l.chunk, {}, l.error);
   }
 
   // --- the collector thread ---
 
+  // Jobs whose last chunk finished before seal(): completed here, so that callbacks always run
+  // in this thread.
+  std::vector<std::shared_ptr<PoolJob>> completions;  // under mutex
+
+  void complete_handed_over() { complete_leftovers(true); }
+
+  // Also after the collector stopped: a hand-over it did not see completes here.
+  void complete_leftovers(bool callbacks) {
+    std::vector<std::shared_ptr<PoolJob>> mine;
+    {
+      std::lock_guard lock(mutex);
+      mine.swap(completions);
+    }
+    for (auto& job : mine) complete(job, callbacks);
+  }
+
+  void collect_round(std::chrono::steady_clock::time_point& next_check) {
+    drain(4096);
+    settle_lost();
+    complete_handed_over();
+    feed_backlog();
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_check) {
+      check_workers();
+      next_check = now + kLivenessPeriod;
+    }
+  }
+
   void collect() {
     auto next_check = std::chrono::steady_clock::now() + kLivenessPeriod;
     for (;;) {
-      drain();
-      feed_backlog();
-      const auto now = std::chrono::steady_clock::now();
-      if (now >= next_check) {
-        check_workers();
-        next_check = now + kLivenessPeriod;
+      if (!is_broken()) {
+        try {
+          collect_round(next_check);
+        } catch (const std::exception& e) {
+          break_pool(std::make_exception_ptr(BrokenPool(std::string("the pool cannot go on: ") + e.what())));
+        }
       }
       // [sync:pool.collector] acquire: pairs with the release store in stop_collector().
       if (collector_stop.load(std::memory_order_acquire)) return;
-      bool backlogged = false;
+      bool hurry = !lost.empty();
       {
         std::lock_guard lock(mutex);
-        backlogged = !backlog.empty();
+        hurry = hurry || !backlog.empty();
       }
-      const auto deadline =
-          backlogged ? std::min(next_check, now + std::chrono::milliseconds(1)) : next_check;
+      const auto now = std::chrono::steady_clock::now();
+      const auto deadline = hurry ? std::min(next_check, now + std::chrono::milliseconds(1)) : next_check;
+      if (is_broken()) {
+        // Nothing to collect any more: only wait to be stopped.
+        view.results.wake_all();
+        std::this_thread::sleep_until(deadline);
+        continue;
+      }
       // relaxed: a hint to stop waiting; what it announces is read under the mutex or from the ring.
-      view.results.pop([&](std::span<const std::byte> r) { file_result(r); }, deadline,
-                       [&] { return wake.load(std::memory_order_relaxed); });
+      const core::RingStatus st =
+          view.results.pop([&](std::span<const std::byte> r) { file_result(r); }, deadline,
+                           [&] { return wake.load(std::memory_order_relaxed); });
       // relaxed: as above. Cleared before the next round looks at everything a wake announces.
       wake.store(false, std::memory_order_relaxed);
+      if (st == core::RingStatus::corrupted) {
+        break_pool(std::make_exception_ptr(BrokenPool(
+            "the pool's result ring holds a record no correct worker writes (corrupted shared memory)")));
+      }
     }
   }
 
@@ -441,12 +531,20 @@ struct PoolShared {
     view.results.wake_all();
   }
 
+  bool on_collector() const { return collector.get_id() == std::this_thread::get_id(); }
+
   void stop_collector() {
     if (!collector.joinable()) return;
     // [sync:pool.collector] release: the collector's acquire load sees every state change before.
     collector_stop.store(true, std::memory_order_release);
     wake_collector();
-    collector.join();
+    if (on_collector()) {
+      // terminate() or the Pool's destructor in a callback: the thread cannot join itself. It
+      // returns when the callback does, and its reference keeps this state alive until then.
+      collector.detach();
+    } else {
+      collector.join();
+    }
     Runtime::get().internal_threads.fetch_sub(1, std::memory_order_relaxed);  // relaxed: see PoolCore()
   }
 
@@ -456,11 +554,33 @@ struct PoolShared {
     view.control->work->notify_all();
     view.results.wake_all();
   }
+
+  // Stops the collector and the workers, once (join and terminate may race). kill: SIGTERM, and
+  // SIGKILL after a second.
+  std::mutex shutdown_mutex;
+  bool stopped = false;  // under shutdown_mutex
+
+  void shutdown(bool kill) {
+    std::lock_guard guard(shutdown_mutex);
+    if (stopped) return;
+    stopped = true;
+    stop_collector();
+    complete_leftovers(/*callbacks=*/!kill);
+    stop_workers();
+    for (auto& p : procs) {
+      if (kill && p.pid()) p.terminate();
+    }
+    for (auto& p : procs) {
+      if (!p.pid()) continue;
+      if (kill && !p.join(std::chrono::seconds(1))) p.kill();
+      p.join();
+    }
+  }
 };
 
 // --- PoolCore --------------------------------------------------------------------------------
 
-PoolCore::PoolCore(const PoolOptions& options) : s_(std::make_unique<PoolShared>()) {
+PoolCore::PoolCore(const PoolOptions& options) : s_(std::make_shared<PoolShared>()) {
   auto& s = *s_;
   s.options = options;
   const int workers = options.processes.value_or(cpu_count());
@@ -519,7 +639,8 @@ PoolCore::PoolCore(const PoolOptions& options) : s_(std::make_unique<PoolShared>
     throw;
   }
   Runtime::get().internal_threads.fetch_add(1, std::memory_order_relaxed);  // relaxed: a count for a warning
-  s.collector = std::thread([&s] { s.collect(); });
+  // The thread holds its own reference: a Pool destroyed in a callback leaves the state to it.
+  s.collector = std::thread([self = s_] { self->collect(); });
 }
 
 PoolCore::~PoolCore() {
@@ -552,29 +673,35 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
                      " bytes, more than the pool's limit of " + std::to_string(max_chunk_bytes()) +
                      " for one chunk: use a smaller chunksize");
   }
-  std::uint32_t chunk = 0;
-  {
-    std::lock_guard lock(job.mutex_);
-    if (job.sealed_) throw ValueError("the job is sealed");
-    const std::size_t first = job.chunks_.empty() ? 0 : job.chunks_.back().first + job.chunks_.back().count;
-    chunk = static_cast<std::uint32_t>(job.chunks_.size());
-    job.chunks_.push_back(PoolJob::Chunk{first, count, false, {}, nullptr});
-  }
-  const TaskRecordHeader h{job.id_, chunk, static_cast<std::uint32_t>(code_ref.size())};
-  auto fill = [&](std::span<std::byte> dst) {
+  auto fill = [&](std::span<std::byte> dst, const TaskRecordHeader& h) {
     std::memcpy(dst.data(), &h, sizeof h);
     std::memcpy(dst.data() + sizeof h, code_ref.data(), code_ref.size());
     if (!args.empty()) std::memcpy(dst.data() + sizeof h + code_ref.size(), args.data(), args.size());
   };
   bool pushed = false;
   {
+    // The state check, the chunk's registration and its push are one step under the lock, so a
+    // terminate() or a broken pool either refuses the chunk here or finds it registered.
     std::lock_guard lock(s.mutex);
+    if (s.broken) std::rethrow_exception(s.broken);
+    if (s.state == PoolState::terminate) throw ValueError("Pool not running");
+    TaskRecordHeader h{job.id_, 0, static_cast<std::uint32_t>(code_ref.size())};
+    {
+      std::lock_guard job_lock(job.mutex_);
+      if (job.sealed_) throw ValueError("the job is sealed");
+      const std::size_t first = job.chunks_.empty() ? 0 : job.chunks_.back().first + job.chunks_.back().count;
+      h.chunk = static_cast<std::uint32_t>(job.chunks_.size());
+      job.chunks_.push_back(PoolJob::Chunk{first, count, false, {}, nullptr});
+    }
     const auto rings = static_cast<std::uint32_t>(s.view.rings.size());
     const std::uint32_t ring = s.ring_override ? *s.ring_override % rings : s.next_ring++ % rings;
-    if (s.backlog.empty()) pushed = s.view.rings[ring].try_push(size, fill) == core::RingStatus::ok;
+    if (s.backlog.empty()) {
+      pushed = s.view.rings[ring].try_push(size, [&](std::span<std::byte> dst) { fill(dst, h); }) ==
+               core::RingStatus::ok;
+    }
     if (!pushed) {
       std::vector<std::byte> record(size);
-      fill(record);
+      fill(record, h);
       s.backlog.push_back({ring, std::move(record)});
     }
   }
@@ -588,20 +715,33 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
 void PoolCore::seal(PoolJob& job) {
   auto& s = *s_;
   bool completed = false;
+  bool empty = false;
   {
     std::lock_guard lock(job.mutex_);
     job.sealed_ = true;
     completed = job.complete_locked();
+    empty = job.chunks_.empty();
   }
-  job.changed_.notify_all();
-  if (completed) {
-    std::shared_ptr<PoolJob> owner;
-    {
-      std::lock_guard lock(s.mutex);
-      auto it = s.jobs.find(job.id_);
-      if (it != s.jobs.end()) owner = it->second;
-    }
-    if (owner) s.complete(owner);
+  if (!completed) return;
+  std::shared_ptr<PoolJob> owner;
+  bool hand_over = false;
+  {
+    std::lock_guard lock(s.mutex);
+    auto it = s.jobs.find(job.id_);
+    if (it == s.jobs.end()) return;
+    owner = it->second;
+    // relaxed: a hint; a collector that stops later still runs what it was handed (shutdown
+    // stops it only after this lock is released, and it completes hand-overs before it checks).
+    hand_over =
+        !empty && s.state != PoolState::terminate && !s.collector_stop.load(std::memory_order_relaxed);
+    if (hand_over) s.completions.push_back(owner);
+  }
+  if (hand_over) {
+    s.wake_collector();
+  } else {
+    // An empty map gets no callback (CPython sets an empty MapResult ready at once), nor does a
+    // job after terminate().
+    s.complete(owner, false);
   }
 }
 
@@ -616,39 +756,25 @@ void PoolCore::join() {
   {
     std::unique_lock lock(s.mutex);
     if (s.state == PoolState::run) throw ValueError("Pool is still running");
-    if (s.joined) return;
+    if (s.on_collector()) {
+      throw ProcessError("join() cannot be called from a Pool callback: the thread that runs it must go on");
+    }
     // Workers finish every job first (CPython's close: the workers exit when the queue drains).
     s.idle.wait(lock, [&] { return s.jobs.empty() || s.broken || s.state == PoolState::terminate; });
-    s.joined = true;
   }
-  s.stop_collector();
-  s.stop_workers();
-  for (auto& p : s.procs) {
-    if (p.pid()) p.join();
-  }
+  s.shutdown(/*kill=*/false);
 }
 
 void PoolCore::terminate() {
   auto& s = *s_;
   {
     std::lock_guard lock(s.mutex);
-    if (s.state == PoolState::terminate && s.joined) return;
     s.state = PoolState::terminate;
-    s.joined = true;
   }
-  s.stop_collector();
-  s.stop_workers();
-  for (auto& p : s.procs) {
-    if (p.pid()) p.terminate();
-  }
-  for (auto& p : s.procs) {
-    if (!p.pid()) continue;
-    if (!p.join(std::chrono::seconds(1))) {
-      p.kill();
-      p.join();
-    }
-  }
-  s.fail_all(std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")));
+  s.idle.notify_all();
+  s.shutdown(/*kill=*/true);
+  s.fail_all(std::make_exception_ptr(ProcessError("the pool was terminated before this task finished")),
+             /*callbacks=*/false);
 }
 
 int PoolCore::processes() const noexcept {

@@ -112,8 +112,9 @@ class Worker {
     try {
       const TaskCode code = code_.resolve(args_.initializer);
       reinterpret_cast<void (*)()>(code.trampoline)();
-    } catch (const SystemExit&) {
-      throw;
+    } catch (const SystemExit& e) {
+      // CPython respawns such a worker forever; here it breaks the pool like any other failure.
+      report_init_failure("mproc::SystemExit(" + std::to_string(e.code()) + ")");
     } catch (const std::exception& e) {
       report_init_failure(exception_type_name() + ": " + e.what());
     } catch (...) {
@@ -150,8 +151,28 @@ class Worker {
  private:
   // Runs the record at the head of `ring`, if any. The record stays claimed while it runs.
   bool take(PoolRing& ring) {
-    const core::RingStatus s = ring.try_pop([&](std::span<const std::byte> record) { run(record); });
+    const core::RingStatus s = ring.try_pop([&](std::span<const std::byte> record) noexcept {
+      // Nothing may unwind out of here: try_pop would give the record back, and the chunk would
+      // be lost without a trace. A worker that cannot go on exits holding the claim instead, and
+      // the parent fails the chunk with WorkerDied.
+      try {
+        run(record);
+      } catch (...) {
+        std::fprintf(stderr, "mproc: pool worker %s cannot go on: %s\n", name_.c_str(),
+                     exception_type_name().c_str());
+        die(70);  // EX_SOFTWARE
+      }
+    });
+    if (s == core::RingStatus::corrupted) {
+      std::fprintf(stderr, "mproc: pool worker %s found a corrupted task ring\n", name_.c_str());
+      die(70);
+    }
     return s == core::RingStatus::ok;
+  }
+
+  [[noreturn]] static void die(int code) noexcept {
+    flush_standard_streams_of_child();
+    platform::exit_now(code);
   }
 
   void idle() {
@@ -188,8 +209,7 @@ class Worker {
     } catch (const SystemExit& e) {
       // The task ends its process, as sys.exit() ends a CPython worker: the record stays claimed,
       // and the parent fails the task with WorkerDied.
-      flush_standard_streams_of_child();
-      platform::exit_now(e.code());
+      die(e.code());
     } catch (const std::exception& e) {
       status = fail(exception_type_name(), e.what(), h);
     } catch (...) {
@@ -225,10 +245,17 @@ class Worker {
       const core::RingStatus s = v_.results.push(
           out_.size(), [&](std::span<std::byte> dst) { std::memcpy(dst.data(), out_.data(), out_.size()); },
           deadline);
-      if (s != core::RingStatus::full) return;
+      if (s == core::RingStatus::ok) return;
+      if (s != core::RingStatus::full) {  // corrupted (or too large, which the check above rules out)
+        std::fprintf(stderr, "mproc: pool worker %s cannot send a result: the result ring is corrupted\n",
+                     name_.c_str());
+        die(70);
+      }
+      // The pool is going away (stop) or its parent is gone: nobody waits for this result.
       // [sync:pool.stop] acquire: as in loop().
-      if (v_.control->stop->load(std::memory_order_acquire) != 0) throw SystemExit(0);
-      exit_if_orphaned();
+      if (v_.control->stop->load(std::memory_order_acquire) != 0) die(0);
+      auto parent = parent_process();
+      if (parent && !parent->is_alive()) die(0);
     }
   }
 

@@ -331,6 +331,122 @@ TEST_F(PoolTest, ManyPipelinedApplyAsync) {
   EXPECT_EQ(sum, 50'000LL * 49'999 / 2 + 50'000);
 }
 
+void nothing() {}
+
+// Kills every worker at once while each runs a chunk: each chunk fails with its own worker's pid.
+TEST_F(PoolTest, TwoWorkersDyingAtOnceFailTheirOwnChunks) {
+  mproc::Pool pool(2);
+  auto r0 = pool.apply_async(sleep_ms, 5000);
+  auto r1 = pool.apply_async(sleep_ms, 5000);
+  std::vector<int> pids;
+  ASSERT_TRUE(mproc_test::eventually([&] {
+    const auto stats = pool.stats();
+    pids.clear();
+    for (const auto& w : stats) pids.push_back(w.pid);
+    return std::all_of(pids.begin(), pids.end(), [](int pid) { return pid != 0; });
+  }));
+  std::this_thread::sleep_for(100ms);  // both chunks taken
+  for (int pid : pids) ::kill(pid, SIGKILL);
+  std::set<std::string> named;
+  for (auto* r : {&r0, &r1}) {
+    try {
+      r->get(20s);
+      ADD_FAILURE() << "no error";
+    } catch (const mproc::WorkerDied& e) {
+      for (int pid : pids) {
+        if (std::string(e.what()).find("(pid " + std::to_string(pid) + ")") != std::string::npos) {
+          named.insert(std::to_string(pid));
+        }
+      }
+    }
+  }
+  EXPECT_EQ(named.size(), 2U) << "each chunk names the worker that ran it";
+  EXPECT_EQ(pool.apply(add, 1, 2), 3);
+}
+
+// Another thread starting processes reaps a dead worker before the pool sees it: the pool
+// still finds its chunk, by pid.
+TEST_F(PoolTest, WorkerDeathWhileOtherProcessesStart) {
+  mproc::Pool pool(1);
+  auto r = pool.apply_async(sleep_ms, 5000);
+  ASSERT_TRUE(mproc_test::eventually([&] { return pool.stats()[0].pid != 0; }));
+  const int pid = pool.stats()[0].pid;
+  std::atomic<bool> stop{false};
+  std::thread starter([&] {
+    while (!stop) {
+      mproc::Process p(nothing);
+      p.start();
+      p.join();
+      (void)mproc::active_children();
+    }
+  });
+  std::this_thread::sleep_for(50ms);
+  ::kill(pid, SIGKILL);
+  EXPECT_THROW(r.get(20s), mproc::WorkerDied);
+  stop = true;
+  starter.join();
+}
+
+TEST_F(PoolTest, TerminateFromACallback) {
+  mproc::Pool pool(2);
+  auto r = pool.apply_async(add, std::tuple{1, 2}, [&](const int&) { pool.terminate(); });
+  EXPECT_EQ(r.get(10s), 3);
+  expect_error<mproc::ValueError>([&] { pool.apply(add, 1, 2); }, "Pool not running");
+}
+
+TEST_F(PoolTest, DestroyedInACallback) {
+  auto pool = std::make_unique<mproc::Pool>(2);
+  std::atomic<bool> destroyed{false};
+  auto r = pool->apply_async(add, std::tuple{1, 2}, [&](const int&) {
+    pool.reset();
+    destroyed = true;
+  });
+  EXPECT_EQ(r.get(10s), 3);
+  EXPECT_TRUE(destroyed.load());
+}
+
+TEST_F(PoolTest, JoinFromACallbackIsAnError) {
+  mproc::Pool pool(1);
+  std::string message;
+  auto r = pool.apply_async(add, std::tuple{1, 2}, [&](const int&) {
+    pool.close();
+    try {
+      pool.join();
+    } catch (const mproc::ProcessError& e) {
+      message = e.what();
+    }
+  });
+  EXPECT_EQ(r.get(10s), 3);
+  EXPECT_EQ(message, "join() cannot be called from a Pool callback: the thread that runs it must go on");
+  pool.join();
+}
+
+// terminate() while another thread is still submitting a map: that map either throws "Pool not
+// running" or gives a result that fails; nothing waits forever.
+TEST_F(PoolTest, TerminateWhileAnotherThreadSubmits) {
+  mproc::Pool pool(2);
+  std::vector<int> items(200'000, 1);
+  std::atomic<int> outcome{0};  // 1: threw at submission, 2: the result failed, 3: it succeeded
+  std::thread submitter([&] {
+    try {
+      auto r = pool.map_async(sleep_ms, items, 1);
+      try {
+        r.get(20s);
+        outcome = 3;
+      } catch (const mproc::ProcessError&) {
+        outcome = 2;
+      }
+    } catch (const mproc::ValueError& e) {
+      EXPECT_EQ(std::string(e.what()), "Pool not running");
+      outcome = 1;
+    }
+  });
+  std::this_thread::sleep_for(20ms);
+  pool.terminate();
+  submitter.join();
+  EXPECT_TRUE(outcome == 1 || outcome == 2) << outcome;
+}
+
 class PoolStartMethodTest : public testing::TestWithParam<mproc::StartMethod> {};
 
 TEST_P(PoolStartMethodTest, EveryFormWorks) {

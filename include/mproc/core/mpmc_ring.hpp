@@ -287,6 +287,18 @@ class MpmcRing {
     return s == word(Kind::free, 0, 0, lap_of(t)) || lap_of_word(s) == lap_of(t);
   }
 
+  /// The positions of the next record to consume and of the next to claim: racy snapshots. Every
+  /// record claimed before a tail_position() call lies below it, so once head_position() has
+  /// reached it, each of those records was consumed or skipped. @concurrent any
+  [[nodiscard]] std::uint64_t head_position() const noexcept {
+    // [sync:ring.help] acquire: pairs with the release CAS that moved head past a record.
+    return shared_->head->load(std::memory_order_acquire);
+  }
+  [[nodiscard]] std::uint64_t tail_position() const noexcept {
+    // [sync:ring.help] acquire: pairs with the release CAS that moved tail past a claim.
+    return shared_->tail->load(std::memory_order_acquire);
+  }
+
   /// Messages in the ring (records between head and tail that are written or being written): a
   /// racy snapshot, like CPython's qsize(). @concurrent any
   [[nodiscard]] std::size_t approximate_size() const noexcept {
@@ -309,15 +321,18 @@ class MpmcRing {
   /// record is abandoned (skipped by consumers), a dead reader's freed. Returns how many it
   /// recovered. Waiters call it after each liveness slice; tests call it directly. @concurrent any
   std::size_t recover() noexcept {
-    return recover([](std::span<const std::byte>) noexcept {});
+    return recover_if([](std::uint32_t tag) noexcept { return !Tag::alive(tag); },
+                      [](std::span<const std::byte>) noexcept {});
   }
 
-  /// recover(), and each record a dead reader held is first shown to lost(payload): the Pool
-  /// keeps a task claimed while it runs, so a claim left by a dead worker names the task it was
-  /// running. The payload's length is checked as try_pop checks it; a corrupt length shows an
-  /// empty payload. lost must not throw. @concurrent any
-  template <class Lost>
-  std::size_t recover(Lost&& lost) noexcept {
+  /// recover() for the claims whose tag `dead(tag)` says is dead, and each record such a reader
+  /// held is first shown to lost(payload): the Pool keeps a task claimed while it runs, and asks
+  /// for the claims of the one worker it saw exit (by its pid, so that a reaped zombie or a
+  /// reused pid changes nothing), which are the tasks that worker was running. The payload's
+  /// length is checked as try_pop checks it; a corrupt length shows an empty payload. Neither
+  /// callback may throw. @concurrent any
+  template <class Dead, class Lost>
+  std::size_t recover_if(Dead&& dead, Lost&& lost) noexcept {
     std::size_t recovered = 0;
     for (std::uint32_t i = 0; i < slot_count_; ++i) {
       // relaxed: a snapshot to choose a CAS; the CAS below re-reads it atomically.
@@ -325,7 +340,7 @@ class MpmcRing {
       const Kind kind = kind_of(s);
       if (kind != Kind::writing && kind != Kind::reading) continue;
       const std::uint32_t k = k_of(s);
-      if (k == 0 || i + k > slot_count_ || Tag::alive(pid_of(s))) continue;
+      if (k == 0 || i + k > slot_count_ || !dead(pid_of(s))) continue;
       if (kind == Kind::writing) {
         // [sync:ring.claim] acq_rel: orders against the dead writer's claim; consumers that see
         // `abandoned` skip the record without reading its payload.

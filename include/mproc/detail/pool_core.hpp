@@ -148,7 +148,7 @@ class MPROC_API PoolCore {
   void set_ring_override(std::optional<std::uint32_t> ring);
 
  private:
-  std::unique_ptr<PoolShared> s_;
+  std::shared_ptr<PoolShared> s_;  // shared with the collector thread
 };
 
 }  // namespace detail
