@@ -24,6 +24,14 @@
 #include "children.hpp"
 #include "expect_error.hpp"
 
+// A worker that a task ends with std::exit() leaves the objects on its stack unfreed, which
+// LeakSanitizer (make test-asan) reports as that child's leaks, turning its exit code 3 into 23.
+// Leak checking stays on in the test process itself.
+static const pid_t g_test_pid = getpid();
+extern "C" __attribute__((visibility("default"))) int __lsan_is_turned_off() {
+  return getpid() != g_test_pid ? 1 : 0;
+}
+
 namespace {
 
 using namespace std::chrono_literals;
