@@ -477,6 +477,10 @@ class Pool {
   /// Per worker slot: its pid, the chunks it ran, how many it stole, how often it was replaced.
   [[nodiscard]] std::vector<WorkerStats> stats() const { return core_->stats(); }
 
+  /// Bytes of the pool's spill area held by chunks in flight whose arguments were too large for
+  /// a ring record (0 once they are done).
+  [[nodiscard]] std::uint64_t spill_bytes() const { return core_->spill_bytes(); }
+
   /// Tests and benchmarks: deal every chunk to one worker's ring (nullopt: back to round-robin),
   /// so that the others must steal to help.
   void set_ring_override(std::optional<std::uint32_t> ring) { core_->set_ring_override(ring); }

@@ -16,6 +16,7 @@
 #include "platform/linux/process.hpp"
 #include "platform/linux/symbols.hpp"
 #include "pool/pool_shared.hpp"
+#include "pool/spill.hpp"
 #include "process/state.hpp"
 
 namespace mproc::detail {
@@ -127,6 +128,9 @@ struct PoolShared {
   std::optional<std::uint32_t> ring_override;
   std::uint32_t next_ring = 0;  // round-robin cursor
   std::map<std::pair<const void*, const void*>, std::vector<std::byte>> code_cache;
+  SpillArena spill;                                                                   // large arguments
+  std::map<std::pair<std::uint64_t, std::uint32_t>, std::uint64_t> spilled;           // chunk -> region
+  std::map<std::pair<std::uint64_t, std::uint32_t>, std::vector<std::byte>> partial;  // results in parts
 
   std::atomic<bool> wake{false};
   std::atomic<bool> collector_stop{false};
@@ -141,6 +145,7 @@ struct PoolShared {
     args.maxtasks = options.maxtasksperchild ? static_cast<std::uint32_t>(*options.maxtasksperchild) : 0;
     args.naming = naming;
     args.initializer = initializer;
+    args.spill_fd = spill.fd();
     const char* prefix = method == StartMethod::fork    ? "ForkPoolWorker-"
                          : method == StartMethod::spawn ? "SpawnPoolWorker-"
                                                         : "ForkserverPoolWorker-";
@@ -208,6 +213,13 @@ struct PoolShared {
       auto it = jobs.find(job_id);
       if (it == jobs.end()) return;
       job = it->second;
+      // The chunk's worker is done with its spilled arguments (or dead): the region goes back.
+      // Only the first outcome gets here with a region; later ones find none.
+      if (auto sp = spilled.find({job_id, chunk}); sp != spilled.end()) {
+        spill.release(sp->second);
+        spilled.erase(sp);
+      }
+      partial.erase({job_id, chunk});
     }
     bool completed = false;
     {
@@ -264,6 +276,10 @@ struct PoolShared {
       finish(h.job, h.chunk, std::vector<std::byte>(payload.begin(), payload.end()), nullptr);
       return;
     }
+    if (h.status == kResultPart) {
+      file_part(h, payload);
+      return;
+    }
     std::exception_ptr error;
     try {
       Decoder in(payload);
@@ -278,6 +294,39 @@ struct PoolShared {
           RemoteError("mproc::DecodeError", e.what(), "a pool worker's error report"));
     }
     finish(h.job, h.chunk, {}, error);
+  }
+
+  // One part of a result too large for a record. Parts of a chunk come in order from the one
+  // worker that runs it; a part that does not continue its result, or a result over
+  // kMaxResultBytes, fails the chunk.
+  void file_part(const ResultRecordHeader& h, std::span<const std::byte> payload) {
+    ResultPart part{};
+    if (payload.size() < sizeof part) return;
+    std::memcpy(&part, payload.data(), sizeof part);
+    const auto bytes = payload.subspan(sizeof part);
+    std::vector<std::byte> whole;
+    const char* problem = nullptr;
+    {
+      std::lock_guard lock(mutex);
+      if (!jobs.contains(h.job)) return;
+      auto& buffer = partial[{h.job, h.chunk}];
+      if (part.total > kMaxResultBytes) {
+        problem = "a result larger than the pool's limit";
+      } else if (part.offset != buffer.size() || bytes.size() > part.total - part.offset) {
+        problem = "a result part out of order";
+      } else {
+        buffer.insert(buffer.end(), bytes.begin(), bytes.end());
+        if (buffer.size() < part.total) return;
+        whole = std::move(buffer);
+      }
+      partial.erase({h.job, h.chunk});
+    }
+    if (problem != nullptr) {
+      finish(h.job, h.chunk, {},
+             std::make_exception_ptr(RemoteError("mproc::DecodeError", problem, "a pool worker's result")));
+      return;
+    }
+    finish(h.job, h.chunk, std::move(whole), nullptr);
   }
 
   [[noreturn]] static void throw_corrupted() {
@@ -667,16 +716,18 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
   auto& s = *s_;
   const std::vector<std::byte>& code_ref =
       s.encode_code(reinterpret_cast<const void*>(code.trampoline), code.function);
-  const std::size_t size = sizeof(TaskRecordHeader) + code_ref.size() + args.size();
-  if (size > max_chunk_bytes() + sizeof(TaskRecordHeader) + 64) {
-    throw ValueError("a pool task's arguments take " + std::to_string(args.size()) +
-                     " bytes, more than the pool's limit of " + std::to_string(max_chunk_bytes()) +
-                     " for one chunk: use a smaller chunksize");
-  }
+  // Arguments too large for a record go to the spill area; the record carries where.
+  const bool spill = sizeof(TaskRecordHeader) + code_ref.size() + args.size() > max_chunk_bytes();
+  SpillRef ref{0, args.size()};
+  const std::span<const std::byte> inline_args =
+      spill ? std::span<const std::byte>(reinterpret_cast<const std::byte*>(&ref), sizeof ref) : args;
+  const std::size_t size = sizeof(TaskRecordHeader) + code_ref.size() + inline_args.size();
   auto fill = [&](std::span<std::byte> dst, const TaskRecordHeader& h) {
     std::memcpy(dst.data(), &h, sizeof h);
     std::memcpy(dst.data() + sizeof h, code_ref.data(), code_ref.size());
-    if (!args.empty()) std::memcpy(dst.data() + sizeof h + code_ref.size(), args.data(), args.size());
+    if (!inline_args.empty()) {
+      std::memcpy(dst.data() + sizeof h + code_ref.size(), inline_args.data(), inline_args.size());
+    }
   };
   bool pushed = false;
   {
@@ -685,25 +736,41 @@ void PoolCore::submit(PoolJob& job, const TaskCode& code, std::size_t count,
     std::lock_guard lock(s.mutex);
     if (s.broken) std::rethrow_exception(s.broken);
     if (s.state == PoolState::terminate) throw ValueError("Pool not running");
-    TaskRecordHeader h{job.id_, 0, static_cast<std::uint32_t>(code_ref.size())};
+    TaskRecordHeader h{job.id_, 0, static_cast<std::uint32_t>(code_ref.size()) | (spill ? kSpilled : 0U)};
+    std::size_t first = 0;
     {
-      std::lock_guard job_lock(job.mutex_);
+      std::lock_guard job_lock(job.mutex_);  // chunks are added only under s.mutex: the index holds
       if (job.sealed_) throw ValueError("the job is sealed");
-      const std::size_t first = job.chunks_.empty() ? 0 : job.chunks_.back().first + job.chunks_.back().count;
+      first = job.chunks_.empty() ? 0 : job.chunks_.back().first + job.chunks_.back().count;
       h.chunk = static_cast<std::uint32_t>(job.chunks_.size());
-      job.chunks_.push_back(PoolJob::Chunk{first, count, false, {}, nullptr});
     }
-    const auto rings = static_cast<std::uint32_t>(s.view.rings.size());
-    const std::uint32_t ring = s.ring_override ? *s.ring_override % rings : s.next_ring++ % rings;
-    if (s.backlog.empty()) {
-      pushed = s.view.rings[ring].try_push(size, [&](std::span<std::byte> dst) { fill(dst, h); }) ==
-               core::RingStatus::ok;
+    // Everything that may throw comes before the chunk is registered, so a chunk the job waits
+    // for is always on its way to a worker. (A record pushed for a chunk that then failed to
+    // register only produces a result nobody files.)
+    if (spill) {
+      const std::span<const std::byte> parts[] = {args};
+      ref.offset = s.spill.store(parts);
     }
-    if (!pushed) {
-      std::vector<std::byte> record(size);
-      fill(record, h);
-      s.backlog.push_back({ring, std::move(record)});
+    std::vector<std::byte> record;
+    try {
+      const auto rings = static_cast<std::uint32_t>(s.view.rings.size());
+      const std::uint32_t ring = s.ring_override ? *s.ring_override % rings : s.next_ring++ % rings;
+      if (s.backlog.empty()) {
+        pushed = s.view.rings[ring].try_push(size, [&](std::span<std::byte> dst) { fill(dst, h); }) ==
+                 core::RingStatus::ok;
+      }
+      if (!pushed) {
+        record.resize(size);
+        fill(record, h);
+        s.backlog.push_back({ring, std::move(record)});
+      }
+      if (spill) s.spilled.emplace(std::pair{job.id_, h.chunk}, ref.offset);
+    } catch (...) {
+      if (spill) s.spill.release(ref.offset);
+      throw;
     }
+    std::lock_guard job_lock(job.mutex_);
+    job.chunks_.push_back(PoolJob::Chunk{first, count, false, {}, nullptr});
   }
   if (pushed) {
     s.view.control->work->notify_one();
@@ -800,6 +867,11 @@ std::vector<WorkerStats> PoolCore::stats() const {
 
 std::size_t PoolCore::max_chunk_bytes() const noexcept {
   return s_->view.rings.front().max_message() - sizeof(TaskRecordHeader) - 512;
+}
+
+std::uint64_t PoolCore::spill_bytes() const {
+  std::lock_guard lock(s_->mutex);
+  return s_->spill.in_use();
 }
 
 std::size_t PoolCore::target_chunk_bytes() const noexcept {

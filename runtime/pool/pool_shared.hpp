@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,6 +31,7 @@
 #include "mproc/core/wait_word.hpp"
 #include "mproc/detail/pool_core.hpp"
 #include "mproc/detail/shared_block.hpp"
+#include "platform/linux/fd.hpp"
 
 namespace mproc::detail {
 
@@ -106,20 +108,35 @@ std::optional<PoolView> attach_pool(std::span<std::byte> block) noexcept;
 
 // --- Records ---------------------------------------------------------------------------------
 
-/// The start of a task record; then code_bytes of code reference, then the chunk's arguments.
+/// The start of a task record; then code_bytes of code reference, then the chunk's arguments,
+/// or (kSpilled set in code_bytes) a SpillRef to them in the spill area (spill.hpp).
 struct TaskRecordHeader {
   std::uint64_t job;
   std::uint32_t chunk;
   std::uint32_t code_bytes;
 };
+inline constexpr std::uint32_t kSpilled = 1U << 31;
 
-/// The start of a result record; then the encoded results (ok) or a RemoteFailure (error).
+struct SpillRef {
+  std::uint64_t offset;
+  std::uint64_t size;
+};
+
+/// The start of a result record; then the encoded results (ok), a RemoteFailure (error), or a
+/// ResultPart and the part's bytes (part: results too large for one record, sent in order).
 struct ResultRecordHeader {
   std::uint64_t job;
   std::uint32_t chunk;
-  std::uint32_t status;  // kResultOk, kResultError
+  std::uint32_t status;  // kResultOk, kResultError, kResultPart
 };
-enum : std::uint32_t { kResultOk = 0, kResultError = 1 };
+enum : std::uint32_t { kResultOk = 0, kResultError = 1, kResultPart = 2 };
+
+struct ResultPart {
+  std::uint64_t total;   // bytes of the whole result
+  std::uint64_t offset;  // where this part goes; the part that reaches `total` completes it
+};
+/// The largest result the parent puts together from parts; a larger one fails its chunk.
+inline constexpr std::uint64_t kMaxResultBytes = std::uint64_t{1} << 34;
 
 /// What a worker sends back for a task that threw.
 struct RemoteFailure {
@@ -138,7 +155,9 @@ struct PoolWorkerArgs {
   std::uint32_t index = 0;
   std::uint32_t maxtasks = 0;  // 0: no limit
   CodeNaming naming = CodeNaming::address;
-  std::vector<std::byte> initializer;  // a code reference (empty: none)
+  std::vector<std::byte> initializer;               // a code reference (empty: none)
+  int spill_fd = -1;                                // the spill area (spill.hpp)
+  std::shared_ptr<platform::UniqueFd> spill_owner;  // the descriptor, when it arrived encoded
 };
 
 /// The worker process's main (the target of every pool worker).
@@ -154,6 +173,7 @@ struct mproc::codec<mproc::detail::PoolWorkerArgs> {
     out.put(a.maxtasks);
     out.put(static_cast<std::uint8_t>(a.naming));
     out.put(a.initializer);
+    out.put(out.add_fd(a.spill_fd));
   }
   static detail::PoolWorkerArgs decode(Decoder& in) {
     detail::PoolWorkerArgs a;
@@ -164,6 +184,10 @@ struct mproc::codec<mproc::detail::PoolWorkerArgs> {
     if (naming > 1) throw DecodeError("pool worker arguments: bad code naming");
     a.naming = static_cast<detail::CodeNaming>(naming);
     a.initializer = in.get<std::vector<std::byte>>();
+    auto fd = platform::dup_cloexec(in.fd(in.get<std::uint32_t>()));
+    if (!fd) throw DecodeError("pool worker arguments: cannot keep the spill area's descriptor");
+    a.spill_owner = std::make_shared<platform::UniqueFd>(std::move(*fd));
+    a.spill_fd = a.spill_owner->get();
     return a;
   }
 };

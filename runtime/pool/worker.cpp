@@ -14,6 +14,7 @@
 #include "platform/linux/process.hpp"
 #include "platform/linux/symbols.hpp"
 #include "pool/pool_shared.hpp"
+#include "pool/spill.hpp"
 #include "process/state.hpp"
 
 namespace mproc::detail {
@@ -95,12 +96,16 @@ class CodeResolver {
   std::unordered_map<std::string, TaskCode> cache_;
 };
 
+// An error's type name and message are cut to this, so that an error report fits one record.
+constexpr std::size_t kMaxErrorText = 64 * 1024;
+
 class Worker {
  public:
   Worker(PoolView view, const PoolWorkerArgs& args)
       : v_(std::move(view)),
         args_(args),
         code_(args.naming),
+        spill_(args.spill_fd),
         slot_(v_.slots[args.index]),
         own_(v_.header.rings == 1 ? 0 : args.index) {
     name_ = current_process().name();
@@ -194,14 +199,17 @@ class Worker {
     TaskRecordHeader h{};
     if (record.size() < sizeof h) return;  // not a task record: skipped
     std::memcpy(&h, record.data(), sizeof h);
-    if (h.code_bytes > record.size() - sizeof h) return;
-    const auto code_ref = record.subspan(sizeof h, h.code_bytes);
-    const auto arguments = record.subspan(sizeof h + h.code_bytes);
+    const bool spilled = (h.code_bytes & kSpilled) != 0;
+    const std::uint32_t code_bytes = h.code_bytes & ~kSpilled;
+    if (code_bytes > record.size() - sizeof h) return;
+    const auto code_ref = record.subspan(sizeof h, code_bytes);
+    auto arguments = record.subspan(sizeof h + code_bytes);
 
     out_.clear();
     out_.resize(sizeof(ResultRecordHeader));
     std::uint32_t status = kResultOk;
     try {
+      if (spilled) arguments = spilled_arguments(arguments);
       const TaskCode code = code_.resolve(code_ref);
       Encoder encoder(out_);
       Decoder in(arguments);
@@ -218,35 +226,61 @@ class Worker {
     send(h, status);
   }
 
+  // The arguments a spilled record points to, in place in the spill area.
+  std::span<const std::byte> spilled_arguments(std::span<const std::byte> ref_bytes) {
+    SpillRef ref{};
+    if (ref_bytes.size() != sizeof ref) throw DecodeError("task record: bad spill reference");
+    std::memcpy(&ref, ref_bytes.data(), sizeof ref);
+    auto bytes = spill_.bytes(ref.offset, ref.size);
+    if (!bytes) throw DecodeError("task record: a spill reference outside the spill area");
+    return *bytes;
+  }
+
   std::uint32_t fail(const std::string& type, const std::string& what, const TaskRecordHeader& h) {
     out_.resize(sizeof(ResultRecordHeader));
     Encoder encoder(out_);
-    encoder.put(type);
-    encoder.put(what);
+    encoder.put(type.substr(0, kMaxErrorText));
+    encoder.put(what.substr(0, kMaxErrorText));
     encoder.put(name_ + ", pid " + std::to_string(pid_) + ", chunk " + std::to_string(h.chunk) + " of job " +
                 std::to_string(h.job));
     return kResultError;
   }
 
   void send(const TaskRecordHeader& h, std::uint32_t status) {
-    if (out_.size() - sizeof(ResultRecordHeader) > v_.results.max_message() - sizeof(ResultRecordHeader)) {
-      const std::size_t size = out_.size() - sizeof(ResultRecordHeader);
-      status =
-          fail("mproc::ValueError",
-               "the task's results take " + std::to_string(size) + " bytes, more than the pool's limit of " +
-                   std::to_string(v_.results.max_message() - sizeof(ResultRecordHeader)) +
-                   " for one chunk: use a smaller chunksize",
-               h);
+    const std::size_t room = v_.results.max_message() - sizeof(ResultRecordHeader);
+    const std::size_t size = out_.size() - sizeof(ResultRecordHeader);
+    if (size <= room) {
+      const ResultRecordHeader rh{h.job, h.chunk, status};
+      std::memcpy(out_.data(), &rh, sizeof rh);
+      push(out_);
+      return;
     }
-    const ResultRecordHeader rh{h.job, h.chunk, status};
-    std::memcpy(out_.data(), &rh, sizeof rh);
+    // Too large for one record: in parts, in order (only an ok result can be this large; an
+    // error's text is cut in fail()).
+    const std::size_t per_part = room - sizeof(ResultPart);
+    const auto body = std::span<const std::byte>(out_).subspan(sizeof(ResultRecordHeader));
+    std::vector<std::byte> part;
+    for (std::size_t offset = 0; offset < size; offset += per_part) {
+      const std::size_t n = std::min(per_part, size - offset);
+      part.resize(sizeof(ResultRecordHeader) + sizeof(ResultPart) + n);
+      const ResultRecordHeader rh{h.job, h.chunk, kResultPart};
+      const ResultPart p{size, offset};
+      std::memcpy(part.data(), &rh, sizeof rh);
+      std::memcpy(part.data() + sizeof rh, &p, sizeof p);
+      std::memcpy(part.data() + sizeof rh + sizeof p, body.data() + offset, n);
+      push(part);
+    }
+  }
+
+  // Pushes one record into the result ring, waiting while it is full.
+  void push(std::span<const std::byte> record) {
     for (;;) {
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
       const core::RingStatus s = v_.results.push(
-          out_.size(), [&](std::span<std::byte> dst) { std::memcpy(dst.data(), out_.data(), out_.size()); },
-          deadline);
+          record.size(),
+          [&](std::span<std::byte> dst) { std::memcpy(dst.data(), record.data(), record.size()); }, deadline);
       if (s == core::RingStatus::ok) return;
-      if (s != core::RingStatus::full) {  // corrupted (or too large, which the check above rules out)
+      if (s != core::RingStatus::full) {  // corrupted (or too large, which send() rules out)
         std::fprintf(stderr, "mproc: pool worker %s cannot send a result: the result ring is corrupted\n",
                      name_.c_str());
         die(70);
@@ -273,6 +307,7 @@ class Worker {
   PoolView v_;
   const PoolWorkerArgs& args_;
   CodeResolver code_;
+  SpillView spill_;
   WorkerSlot& slot_;
   std::uint32_t own_;
   std::string name_;

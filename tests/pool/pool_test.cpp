@@ -49,6 +49,16 @@ int get_pid(int) {
   return static_cast<int>(getpid());
 }
 
+std::size_t length_of(std::string s) {
+  return s.size();
+}
+std::string big_string(std::size_t n) {
+  return std::string(n, static_cast<char>('a' + n % 26));
+}
+long long sum_of(std::vector<int> v) {
+  return std::accumulate(v.begin(), v.end(), 0LL);
+}
+
 int fail_on_three(int x) {
   if (x == 3) throw std::invalid_argument("three is not allowed");
   return x;
@@ -455,6 +465,27 @@ TEST_F(PoolTest, TerminateWhileAnotherThreadSubmits) {
   EXPECT_TRUE(outcome == 1 || outcome == 2) << outcome;
 }
 
+// Arguments and results larger than a ring record (about 1 MiB): arguments go through the spill
+// area, results cross the result ring in parts; the spill area is given back afterwards.
+TEST_F(PoolTest, LargeArgumentsAndResults) {
+  mproc::Pool pool(2);
+  const std::vector<std::string> items{std::string(3 << 20, 'x'), "small", std::string(5 << 20, 'y')};
+  EXPECT_EQ(pool.map(length_of, items, 1), (std::vector<std::size_t>{3U << 20, 5, 5U << 20}));
+  EXPECT_EQ(pool.map(length_of, items, 3), (std::vector<std::size_t>{3U << 20, 5, 5U << 20}))
+      << "chunks are cut after an item takes them past 256 KiB: {3 MiB}, then {small, 5 MiB}";
+  std::vector<int> numbers(4 << 20, 1);
+  EXPECT_EQ(pool.apply(sum_of, numbers), 4LL << 20);
+  const auto big = pool.map(big_string, std::vector<std::size_t>{7 << 20, 10, 3 << 20}, 1);
+  ASSERT_EQ(big.size(), 3U);
+  EXPECT_EQ(big[0], big_string(7 << 20));
+  EXPECT_EQ(big[1], big_string(10));
+  EXPECT_EQ(big[2], big_string(3 << 20));
+  // One chunk whose results take 6 MiB.
+  const auto all = pool.map(big_string, std::vector<std::size_t>{2 << 20, 2 << 20, 2 << 20}, 3);
+  for (const auto& r : all) EXPECT_EQ(r, big_string(2 << 20));
+  EXPECT_EQ(pool.spill_bytes(), 0U) << "the spill area was given back";
+}
+
 class PoolStartMethodTest : public testing::TestWithParam<mproc::StartMethod> {};
 
 TEST_P(PoolStartMethodTest, EveryFormWorks) {
@@ -467,6 +498,9 @@ TEST_P(PoolStartMethodTest, EveryFormWorks) {
   EXPECT_THROW(pool.apply(fail_on_three, 3), mproc::RemoteError);
   EXPECT_THROW(pool.apply(die_on_negative, -9), mproc::WorkerDied);
   EXPECT_EQ(pool.apply(add, 2, 3), 5);
+  EXPECT_EQ(pool.apply(length_of, std::string(2 << 20, 'z')), 2U << 20)
+      << "the spill area reached this worker";
+  EXPECT_EQ(pool.apply(big_string, std::size_t{3} << 20), big_string(3 << 20));
   pool.close();
   pool.join();
 }

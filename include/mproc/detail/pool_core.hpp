@@ -127,7 +127,7 @@ class MPROC_API PoolCore {
   /// A new job. ValueError("Pool not running") after close/terminate; BrokenPool when broken.
   std::shared_ptr<PoolJob> begin_job();
   /// Adds a chunk of `count` items whose encoded arguments (the count, then the items) are
-  /// `args`. ValueError when a chunk cannot fit a task record.
+  /// `args`. Arguments too large for a task record go through the spill area.
   void submit(PoolJob& job, const TaskCode& code, std::size_t count, std::span<const std::byte> args);
   /// No more chunks; the job completes when they are all done (at once if it has none).
   void seal(PoolJob& job);
@@ -138,8 +138,10 @@ class MPROC_API PoolCore {
 
   [[nodiscard]] int processes() const noexcept;
   [[nodiscard]] std::vector<WorkerStats> stats() const;
-  /// The largest encoded chunk submit() accepts.
+  /// The largest encoded chunk a task record holds (larger ones are spilled).
   [[nodiscard]] std::size_t max_chunk_bytes() const noexcept;
+  /// Bytes of the spill area held by chunks in flight.
+  [[nodiscard]] std::uint64_t spill_bytes() const;
   /// The chunk byte size map() aims for before it cuts a chunk short of chunksize.
   [[nodiscard]] std::size_t target_chunk_bytes() const noexcept;
 

@@ -218,6 +218,35 @@ Expected<AnonymousSegment> create_anonymous(std::size_t size, std::string_view t
   return AnonymousSegment(std::move(fd), std::move(*mapping));
 }
 
+Expected<UniqueFd> create_growable(std::string_view tag) noexcept {
+  std::string label = "mproc:";
+  label.append(tag.substr(0, kMaxMemfdNameLength - label.size()));
+  int raw = ::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (raw < 0) return unexpected_errno(errno);
+  UniqueFd fd(raw);
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0) return unexpected_errno(errno);
+  return fd;
+}
+
+Expected<void> grow_file(int fd, std::uint64_t size) noexcept {
+  if (size > kMaxSegmentSize) return segment_error(SegmentErrc::too_large);
+  auto now = file_size_of(fd);
+  if (!now) return unexpected(now.error());
+  if (*now >= size) return {};
+  if (retry_eintr([&] { return ::ftruncate(fd, static_cast<off_t>(size)); }) != 0)
+    return unexpected_errno(errno);
+  return {};
+}
+
+Expected<std::uint64_t> file_size(int fd) noexcept {
+  return file_size_of(fd);
+}
+
+bool sealed_against_shrinking(int fd) noexcept {
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  return seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
+}
+
 Expected<AnonymousSegment> map_anonymous_fd(UniqueFd fd) noexcept {
   const int seals = ::fcntl(fd.get(), F_GET_SEALS);
   if (seals < 0) {

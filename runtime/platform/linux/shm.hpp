@@ -146,6 +146,21 @@ Expected<AnonymousSegment> create_anonymous(std::size_t size, std::string_view t
 /// a size of 0 (truncated). Takes ownership of fd either way.
 Expected<AnonymousSegment> map_anonymous_fd(UniqueFd fd) noexcept;
 
+/// A new empty memfd, named "mproc:<tag>", that may grow but never shrink: sealed F_SEAL_SHRINK
+/// | F_SEAL_SEAL, so that a peer holding it can make it larger (which costs memory, not safety)
+/// but can neither truncate pages someone has mapped (a SIGBUS in every process touching them)
+/// nor add F_SEAL_GROW. The Pool's spill area for chunks too large for a ring record.
+Expected<UniqueFd> create_growable(std::string_view tag) noexcept;
+
+/// Grows the file to at least size bytes (nothing when it is already that large).
+Expected<void> grow_file(int fd, std::uint64_t size) noexcept;
+
+/// The file's size (fstat).
+Expected<std::uint64_t> file_size(int fd) noexcept;
+
+/// Whether fd is a file sealed against shrinking (a growable memfd or a sealed segment).
+bool sealed_against_shrinking(int fd) noexcept;
+
 // ---------------------------------------------------------------------------------------------
 // Named segments with a header
 
