@@ -27,6 +27,8 @@ for b in data["benchmarks"]:
     name = b["run_name"].split("/")[0] + ("/" + b["run_name"].split("/")[1] if b["run_name"].split("/")[1:2] and not b["run_name"].split("/")[1].startswith(("iterations", "real_time", "manual_time")) and not b["run_name"].split("/")[1].isdigit() else "")
     unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
     med[name] = b["real_time"] * unit  # seconds
+    if "speedup" in b:
+        med[name + ":speedup"] = b["speedup"]
 nan = float("nan")
 def m(name): return med.get(name, nan)
 def c(key): return cpy.get(key, nan)
@@ -50,6 +52,9 @@ print()
 print(f"sum of powers, n = heavy: one process {serial * 1e3:.0f} ms; pool(2) {pool * 1e3:.0f} ms, speed-up "
       f"{serial / pool:.2f}x (target >= 1.9x); 2 raw fork()s {raw * 1e3:.0f} ms, speed-up {serial / raw:.2f}x "
       f"(the control); pool / control {pool / raw:.2f}")
+print(f"  paired (one process, then at once the pool; median of the repetitions' ratios): pool "
+      f"{m('BM_SumOfPowersSpeedupPool:speedup'):.2f}x (target >= 1.9x), 2 raw fork()s "
+      f"{m('BM_SumOfPowersSpeedupRawFork:speedup'):.2f}x")
 if "sum_of_powers_serial_s" in cpy:
     print(f"CPython, n = 10^6: one process {c('sum_of_powers_serial_s') * 1e3:.0f} ms, its Pool(2) "
           f"{c('sum_of_powers_pool_s') * 1e3:.0f} ms")
