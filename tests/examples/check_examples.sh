@@ -61,4 +61,17 @@ for variant in "" --subclass; do
     grep -q "^$name runing$" <<<"$out" || fail "seed004 $variant: $name started"
   done
 done
+# Seed 000's running light on a simulated board of its own (parallel runs must not share lines):
+# two cycles, then all LEDs off; --watch draws the row from a second process.
+out=$(timeout 60 "$dir/waterlight" --cycles 2 --delay 0.01 --gpio "sim:check-$$-$MPROC_START_METHOD" 2>&1) ||
+  fail "waterlight: exit status $?"
+[[ $out == "流水灯任务启动" ]] || fail "waterlight: the seed's start message, and nothing else"
+out=$(timeout 60 "$dir/waterlight" --cycles 1 --delay 0.03 --lang en --watch --gpio "sim:check-$$-w-$MPROC_START_METHOD" 2>&1) ||
+  fail "waterlight --watch: exit status $?"
+grep -qx 'running light task started' <<<"$out" || fail "waterlight --watch: the English start message"
+# The watcher draws what it sees when it wakes, so a loaded machine may make it miss a step:
+# ask for most of the eight rows with one LED on, not all.
+singles=$(grep -c '^single$' <<<"$(sed 's/^\(○ \)*●\( ○\)*$/single/' <<<"$out")" || true)
+((singles >= 4)) || fail "waterlight --watch: rows with one LED on drawn ($singles)"
+
 echo "examples OK under $MPROC_START_METHOD"
