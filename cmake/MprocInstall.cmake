@@ -11,8 +11,9 @@ include(CMakePackageConfigHelpers)
 
 set(MPROC_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/mproc")
 
+# include/mproc/hal/ belongs to mproc::hal, which is not installed yet (docs/hal.md).
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/mproc" DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
-        FILES_MATCHING PATTERN "*.hpp")
+        FILES_MATCHING PATTERN "*.hpp" PATTERN "hal" EXCLUDE)
 # Destinations default to GNUInstallDirs' (lib, bin); the include directory is already the target's
 # INSTALL_INTERFACE (runtime/CMakeLists.txt).
 install(TARGETS mproc EXPORT mprocTargets)

@@ -46,13 +46,13 @@ namespace {
 
 volatile std::sig_atomic_t g_interrupted = 0;
 pid_t g_main_pid = 0;
-volatile pid_t g_task_pid = 0;
+volatile std::sig_atomic_t g_task_pid = 0;
 
 // The parent passes SIGINT on to the task; any other process (the task, the watcher, or a fork
 // child before it installed its own handler) takes it as its KeyboardInterrupt.
 void on_sigint(int) {
   if (getpid() == g_main_pid && g_task_pid > 0) {
-    (void)kill(g_task_pid, SIGINT);
+    (void)kill(static_cast<pid_t>(g_task_pid), SIGINT);
   } else {
     g_interrupted = 1;
   }
@@ -103,26 +103,30 @@ void waterlight(std::string task_name, double delay_ts, int cycles, std::string 
   if (g_interrupted != 0) std::cout << task_name + w.stopped << std::endl;
 }
 
-// --watch: draws the simulated board's row each time the 74HC595 latches, until told to stop.
-void watch(std::string board_name) {
+// --watch: draws the simulated board's row at each latch since `seen`, from the board's latch
+// log (so a late wake-up still draws every step), until SIGTERM or SIGINT, or until its parent
+// is gone.
+void watch(std::string board_name, std::uint64_t seen) {
   handle(SIGINT);
   handle(SIGTERM);
   auto board = mproc::hal::SimBoard::attach(board_name);
   const bool tty = isatty(STDOUT_FILENO) != 0;
-  std::uint64_t seen = board.latches();
-  while (g_interrupted == 0) {
-    const std::uint64_t now = board.wait_change(seen, std::chrono::milliseconds(100));
-    if (now == seen) continue;
-    seen = now;
-    std::string row;
-    for (bool on : board.leds()) row += on ? "● " : "○ ";
-    row.pop_back();
-    if (tty) {
-      std::cout << "\r" << row << std::flush;
-    } else {
-      std::cout << row << "\n" << std::flush;
+  auto draw = [&] {
+    for (const auto& change : board.changes(seen)) {
+      std::string row;
+      for (unsigned i = 0; i < 8; ++i) row += ((change.leds >> i) & 1U) != 0 ? "● " : "○ ";
+      row.pop_back();
+      std::cout << (tty ? "\r" : "") << row << (tty ? "" : "\n") << std::flush;
+      seen = change.latch;
     }
+  };
+  while (g_interrupted == 0) {
+    (void)board.wait_change(seen, std::chrono::milliseconds(100));
+    draw();
+    auto parent = mproc::parent_process();
+    if (parent && !parent->is_alive()) break;
   }
+  draw();  // what happened before the stop
   if (tty) std::cout << "\n";
 }
 
@@ -179,12 +183,14 @@ Options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before init(): a spawn child runs its target inside init(), and must not die of a Ctrl-C
+  // that comes before the target installs the handler itself.
+  g_main_pid = getpid();
+  handle(SIGINT);
   mproc::init(argc, argv);
   const Options o = parse(argc, argv);
   const bool sim = o.gpio == "sim" || o.gpio.starts_with("sim:");
   if (o.watch && !sim) usage(argv[0], "--watch draws the simulated board only (--gpio sim)");
-  g_main_pid = getpid();
-  handle(SIGINT);
 
   try {
     // Open the board here first: the simulated one then lives as long as this program, for the
@@ -193,19 +199,21 @@ int main(int argc, char** argv) {
 
     std::optional<mproc::Process> watcher;
     if (o.watch) {
-      watcher.emplace(mproc::ProcessOptions{.name = "watch", .daemon = true}, watch,
-                      o.gpio == "sim" ? std::string("sim") : o.gpio.substr(4));
+      const std::string board_name = o.gpio == "sim" ? std::string("sim") : o.gpio.substr(4);
+      const std::uint64_t seen = mproc::hal::SimBoard::attach(board_name).latches();
+      watcher.emplace(mproc::ProcessOptions{.name = "watch", .daemon = true}, watch, board_name, seen);
       watcher->start();
     }
     // led_flash = Process(target=waterlight, args=("流水灯", WATERLIGHT_DELAY))
     mproc::Process led_flash(waterlight, words(o.lang).task_name, o.delay, o.cycles, o.gpio, o.lang);
     led_flash.start();  // led_flash.start()
-    g_task_pid = static_cast<pid_t>(*led_flash.pid());
+    g_task_pid = *led_flash.pid();
+    if (g_interrupted != 0)
+      (void)kill(static_cast<pid_t>(g_task_pid), SIGINT);  // came before we knew the task
     led_flash.join();
     g_task_pid = 0;
     if (watcher) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the last latch drawn
-      watcher->terminate();
+      watcher->terminate();  // it draws what it has not drawn yet, then ends
       watcher->join();
     }
     const int code = led_flash.exitcode().value_or(1);

@@ -97,6 +97,23 @@ struct SimBoardHandle {
   std::shared_ptr<mproc::detail::NamedRegion> region;
   SimBoardShared* board = nullptr;
   std::string name;
+
+  // The process that made the board removes its name with its last handle, unless another live
+  // process still holds lines on it: then the board stays, for that process and its watchers,
+  // and the next open_gpio of the name attaches to it (docs/hal.md).
+  ~SimBoardHandle() {
+    if (!region || !region->owned_here()) return;
+    const std::uint64_t self = mproc::detail::process_identity();
+    const BoardLock guard(*board);
+    for (const SimLine& line : board->lines) {
+      // relaxed: under the board lock.
+      const std::uint64_t owner = line.owner.load(std::memory_order_relaxed);
+      if (owner != 0 && owner != self && mproc::detail::process_alive(owner)) {
+        region->disown();
+        return;
+      }
+    }
+  }
 };
 
 namespace {
@@ -189,12 +206,20 @@ class SimOutputLines final : public OutputLines {
       const std::uint32_t sr = b.shift_register.load(std::memory_order_relaxed);
       b.latched.store(sr, std::memory_order_relaxed);
       const std::uint64_t n = b.latches.load(std::memory_order_relaxed) + 1;
+      // The log entry is a seqlock whose version is its latch number: 0 while it is rewritten.
+      // Readers (SimBoard::changes) never take the board lock, so a stopped watcher cannot stall
+      // the task.
       SimLogEntry& e = b.log[(n - 1) % kLogEntries];
-      e.latch.store(0, std::memory_order_relaxed);  // being rewritten
+      // relaxed: ordered before the new fields by the release fence below.
+      e.latch.store(0, std::memory_order_relaxed);
+      // [sync:gpio.log] release fence: a reader that sees the new fields also sees the 0 above.
+      std::atomic_thread_fence(std::memory_order_release);
       e.time_ns.store(now_ns(), std::memory_order_relaxed);
       e.leds.store(leds_of(sr), std::memory_order_relaxed);
-      e.latch.store(n, std::memory_order_relaxed);
-      b.latches.store(n, std::memory_order_relaxed);
+      // [sync:gpio.log] release: the fields above are visible to a reader that acquires n.
+      e.latch.store(n, std::memory_order_release);
+      // [sync:gpio.latch] release: a reader that acquires the count sees the row and the entry.
+      b.latches.store(n, std::memory_order_release);
       b.changed->notify_all();
     }
   }
@@ -319,7 +344,9 @@ bool SimBoard::level(unsigned offset) const {
 }
 
 std::uint8_t SimBoard::led_byte() const {
-  // relaxed: a snapshot (see drive()).
+  // [sync:gpio.latch] acquire: the count first, so the row read after it is at least that new.
+  (void)handle_->board->latches.load(std::memory_order_acquire);
+  // relaxed: ordered after the acquire above.
   return detail::leds_of(handle_->board->latched.load(std::memory_order_relaxed));
 }
 
@@ -336,24 +363,30 @@ std::uint64_t SimBoard::shifts() const {
 }
 
 std::uint64_t SimBoard::latches() const {
-  // relaxed: a snapshot (see drive()).
-  return handle_->board->latches.load(std::memory_order_relaxed);
+  // [sync:gpio.latch] acquire: pairs with the release store in drive().
+  return handle_->board->latches.load(std::memory_order_acquire);
 }
 
 std::vector<SimBoard::Change> SimBoard::changes(std::uint64_t after) const {
-  SimBoardShared& b = *handle_->board;
-  const detail::BoardLock guard(b);
-  // relaxed (all): under the board lock, which every writer holds.
-  const std::uint64_t last = b.latches.load(std::memory_order_relaxed);
+  const SimBoardShared& b = *handle_->board;
+  const std::uint64_t last = latches();
+  if (after >= last) return {};
+  // At most the log's length, whatever the (shared, so untrusted) count says.
   const std::uint64_t first =
-      std::max<std::uint64_t>(after + 1, last > detail::kLogEntries ? last - detail::kLogEntries + 1 : 1);
+      std::max<std::uint64_t>(after + 1, last - std::min<std::uint64_t>(last, detail::kLogEntries) + 1);
   std::vector<Change> out;
-  for (std::uint64_t n = first; n <= last; ++n) {
+  for (std::uint64_t n = first; n <= last && n != 0; ++n) {
     const detail::SimLogEntry& e = b.log[(n - 1) % detail::kLogEntries];
-    // relaxed (all three): under the board lock, as above.
+    // [sync:gpio.log] acquire: pairs with the writer's release store of the entry's number.
+    if (e.latch.load(std::memory_order_acquire) != n) continue;  // rewritten meanwhile: gone
+    // relaxed (both): checked below, as a seqlock's reader checks its version.
+    const std::uint64_t time_ns = e.time_ns.load(std::memory_order_relaxed);
+    const auto leds = static_cast<std::uint8_t>(e.leds.load(std::memory_order_relaxed));
+    // [sync:gpio.log] acquire fence: the fields above were read before the number is read again.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // relaxed: ordered by the fence above.
     if (e.latch.load(std::memory_order_relaxed) != n) continue;
-    out.push_back({n, e.time_ns.load(std::memory_order_relaxed),
-                   static_cast<std::uint8_t>(e.leds.load(std::memory_order_relaxed))});
+    out.push_back({n, time_ns, leds});
   }
   return out;
 }
@@ -362,7 +395,8 @@ std::uint64_t SimBoard::wait_change(std::uint64_t seen, std::chrono::millisecond
   SimBoardShared& b = *handle_->board;
   // relaxed: a latch count; what changed is read afterwards (leds(), changes()).
   auto changed = [&] { return b.latches.load(std::memory_order_relaxed) != seen; };
-  (void)b.changed->wait_until(changed, std::chrono::steady_clock::now() + timeout);
+  const auto limit = std::min(timeout, std::chrono::milliseconds(std::chrono::hours(24 * 365)));
+  (void)b.changed->wait_until(changed, std::chrono::steady_clock::now() + limit);
   return latches();
 }
 

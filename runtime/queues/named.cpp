@@ -14,6 +14,10 @@ NamedRegion::NamedRegion(platform::NamedSegment segment, bool owner)
       owner_(owner ? process_identity() : 0),
       name_(segment_.name().substr(1)) {}
 
+bool NamedRegion::owned_here() const noexcept {
+  return owner_ != 0 && owner_ == process_identity();
+}
+
 NamedRegion::~NamedRegion() {
   // Only the creating process unlinks, and only once its last handle goes: a forked child holds
   // copies of the parent's handles but does not own the name.

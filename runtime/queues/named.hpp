@@ -24,6 +24,11 @@ class NamedRegion {
 
   platform::NamedSegment& segment() noexcept { return segment_; }
   [[nodiscard]] std::span<std::byte> payload() const noexcept { return segment_.payload(); }
+  /// Whether this process made the segment and will unlink it with its last handle.
+  [[nodiscard]] bool owned_here() const noexcept;
+  /// This process will not unlink the segment (someone else still uses it; the last user or a
+  /// later creator takes care of it).
+  void disown() noexcept { owner_ = 0; }
   /// The name as the user spelled it (without the leading '/').
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
 

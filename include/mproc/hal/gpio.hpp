@@ -3,7 +3,7 @@
 //
 //   auto chip = mproc::hal::open_gpio("sim");          // or "gpiochip0", a chip label, a path;
 //                                                       // open_gpio() reads MPROC_GPIO (default "sim")
-//   auto lines = chip->request_output({6, 19, 13}, "mproc-ledrow");   // by offset, or by name
+//   auto lines = chip->request_output({6U, 19U, 13U}, "mproc-ledrow");   // by offset, or by name
 //   lines->set(0, true);
 //
 // A request is exclusive, as the kernel's: a second request of a held line fails with LineBusy

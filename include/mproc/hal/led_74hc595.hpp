@@ -36,6 +36,8 @@ class MPROC_API Led74HC595 {
  public:
   /// Requests the three lines (LineBusy, LineNotFound) and turns every LED off.
   explicit Led74HC595(GpioChip& chip, Pins74HC595 pins = {}, std::string_view consumer = "mproc-saks-ledrow");
+  Led74HC595(const Led74HC595&) = delete;  // one owner of the lines, never a moved-from one
+  Led74HC595& operator=(const Led74HC595&) = delete;
 
   void on() { set_data(0xff); }
   void off() { set_data(0); }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,26 +17,35 @@ namespace mproc::hal::detail {
 
 namespace {
 
-[[noreturn]] void throw_line_error(int errnum, const std::string& what) {
-  if (errnum == EBUSY) throw LineBusy(errnum, what);
+// A line that cannot be found (gpiod_chip_get_line: EINVAL past the last line; find: ENOENT).
+[[noreturn]] void throw_missing_line(int errnum, const std::string& what) {
   if (errnum == ENOENT || errnum == EINVAL) throw LineNotFound(ENOENT, what);
   throw GpioError(errnum, what);
 }
 
+// A request the kernel refused: EBUSY is a held line; anything else is what it says.
+[[noreturn]] void throw_request_error(int errnum, const std::string& what) {
+  if (errnum == EBUSY) throw LineBusy(errnum, what);
+  throw GpioError(errnum, what);
+}
+
+using ChipRef = std::shared_ptr<gpiod_chip>;  // the lines of a request live in their chip
+
 class GpiodOutputLines final : public OutputLines {
  public:
-  GpiodOutputLines(gpiod_line_bulk bulk, std::vector<bool> values)
-      : bulk_(bulk), values_(std::move(values)) {}
+  GpiodOutputLines(ChipRef chip, gpiod_line_bulk bulk, std::vector<bool> values)
+      : chip_(std::move(chip)), bulk_(bulk), values_(std::move(values)) {}
   ~GpiodOutputLines() override { gpiod_line_release_bulk(&bulk_); }
   GpiodOutputLines(const GpiodOutputLines&) = delete;
   GpiodOutputLines& operator=(const GpiodOutputLines&) = delete;
 
+  // The whole request at once: libgpiod 1.6 sets a line of a bulk request through the request's
+  // one handle, and gpiod_line_set_value(line) would drive the request's other lines low.
   void set(std::size_t index, bool value) override {
     if (index >= values_.size()) throw IndexError("line index out of range");
-    if (gpiod_line_set_value(gpiod_line_bulk_get_line(&bulk_, static_cast<unsigned>(index)), value ? 1 : 0) !=
-        0) {
-      throw GpioError(errno, "gpiod_line_set_value");
-    }
+    int all[GPIOD_LINE_BULK_MAX_LINES] = {};
+    for (std::size_t i = 0; i < values_.size(); ++i) all[i] = (i == index ? value : values_[i]) ? 1 : 0;
+    if (gpiod_line_set_value_bulk(&bulk_, all) != 0) throw GpioError(errno, "gpiod_line_set_value_bulk");
     values_[index] = value;
   }
   [[nodiscard]] bool get(std::size_t index) const override {
@@ -45,16 +55,14 @@ class GpiodOutputLines final : public OutputLines {
   [[nodiscard]] std::size_t size() const noexcept override { return values_.size(); }
 
  private:
+  ChipRef chip_;  // kept open while its lines are requested, whatever happens to the GpioChip
   gpiod_line_bulk bulk_;
   std::vector<bool> values_;
 };
 
 class GpiodChip final : public GpioChip {
  public:
-  explicit GpiodChip(gpiod_chip* chip) : chip_(chip) {}
-  ~GpiodChip() override { gpiod_chip_close(chip_); }
-  GpiodChip(const GpiodChip&) = delete;
-  GpiodChip& operator=(const GpiodChip&) = delete;
+  explicit GpiodChip(gpiod_chip* chip) : ref_(chip, gpiod_chip_close), chip_(chip) {}
 
   [[nodiscard]] std::string name() const override { return gpiod_chip_name(chip_); }
   [[nodiscard]] std::string label() const override { return gpiod_chip_label(chip_); }
@@ -64,7 +72,7 @@ class GpiodChip final : public GpioChip {
     const std::string n(name);
     gpiod_line* line = gpiod_chip_find_line(chip_, n.c_str());
     if (line == nullptr)
-      throw_line_error(errno == 0 ? ENOENT : errno, "no line named '" + n + "' on " + this->name());
+      throw_missing_line(errno == 0 ? ENOENT : errno, "no line named '" + n + "' on " + this->name());
     return gpiod_line_offset(line);
   }
 
@@ -104,20 +112,21 @@ class GpiodChip final : public GpioChip {
     }
     const std::string label(consumer.substr(0, 31));
     if (gpiod_line_request_bulk_output(&bulk, label.c_str(), defaults.data()) != 0) {
-      throw_line_error(errno, "cannot request lines of " + name() + " for '" + label + "'");
+      throw_request_error(errno, "cannot request lines of " + name() + " for '" + label + "'");
     }
-    return std::make_unique<GpiodOutputLines>(bulk, std::move(values));
+    return std::make_unique<GpiodOutputLines>(ref_, bulk, std::move(values));
   }
 
  private:
   gpiod_line* get_line(unsigned offset) const {
     gpiod_line* line = gpiod_chip_get_line(chip_, offset);
     if (line == nullptr) {
-      throw_line_error(errno == 0 ? ENOENT : errno, name() + " has no line " + std::to_string(offset));
+      throw_missing_line(errno == 0 ? ENOENT : errno, name() + " has no line " + std::to_string(offset));
     }
     return line;
   }
 
+  ChipRef ref_;
   gpiod_chip* chip_;
 };
 
