@@ -5,6 +5,7 @@
 #include "mproc/codec.hpp"
 #include "mproc/connection.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/listener.hpp"
 #include "mproc/pool.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queues.hpp"

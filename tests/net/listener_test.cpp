@@ -1,0 +1,335 @@
+// Listener, Client and SocketConnection (issue 7, first part): mproc to mproc over TCP and Unix
+// sockets, the authkey handshake with right and wrong keys, the frame format's edges and hostile
+// frames, and CPython's multiprocessing.connection in both directions for each Python present
+// (3.11 speaks the legacy HMAC-MD5 handshake, 3.12 and 3.13 the {sha256} one).
+#include "mproc/listener.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "children.hpp"
+#include "expect_error.hpp"
+#include "mproc/process.hpp"
+#include "shared_memory/shm_test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+void echo_client(mproc::Address address, std::string key) {
+  auto conn = mproc::Client(address, key);
+  for (;;) {
+    std::vector<std::byte> m;
+    try {
+      m = conn.recv_bytes();
+    } catch (const mproc::EOFError&) {
+      return;
+    }
+    conn.send_bytes(m);
+  }
+}
+
+TEST(Listener, TcpRoundTripWithAuthentication) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, "secret");
+  ASSERT_TRUE(listener.address().is_tcp());
+  ASSERT_GT(listener.address().port(), 0);
+  mproc_test::Children children;
+  children.start(mproc::Process(echo_client, listener.address(), std::string("secret")));
+  auto conn = listener.accept();
+  ASSERT_TRUE(listener.last_accepted());
+  EXPECT_EQ(listener.last_accepted()->host(), "127.0.0.1");
+  for (std::size_t n : {0UL, 1UL, 100UL, 16384UL, 16385UL, 3UL << 20}) {
+    std::vector<std::byte> m(n);
+    for (std::size_t i = 0; i < n; ++i) m[i] = static_cast<std::byte>(i * 7);
+    conn.send_bytes(m);
+    EXPECT_EQ(conn.recv_bytes(), m) << n << " bytes";
+  }
+  conn.send(std::vector<std::string>{"a", "bc"});
+  EXPECT_EQ(conn.recv<std::vector<std::string>>(), (std::vector<std::string>{"a", "bc"}));
+  EXPECT_FALSE(conn.poll(10ms));
+  conn.close();
+  children.expect_all_exit(0);
+}
+
+TEST(Listener, UnixSocket) {
+  const std::string path = "/tmp/mproc-test-" + std::to_string(getpid()) + "-sock";
+  {
+    auto listener = mproc::Listener(path, "k");
+    EXPECT_FALSE(listener.address().is_tcp());
+    mproc_test::Children children;
+    children.start(mproc::Process(echo_client, listener.address(), std::string("k")));
+    auto conn = listener.accept();
+    conn.send_bytes(std::string_view("over a unix socket"));
+    EXPECT_EQ(conn.recv_text(), "over a unix socket");
+    conn.close();
+    children.expect_all_exit(0);
+  }
+  EXPECT_NE(::access(path.c_str(), F_OK), 0) << "close() removes the socket's path";
+}
+
+void wrong_key_client(mproc::Address address) {
+  try {
+    (void)mproc::Client(address, "wrong");
+  } catch (const mproc::AuthenticationError& e) {
+    if (std::string(e.what()) == "digest sent was rejected") throw mproc::SystemExit(7);
+  }
+}
+
+TEST(Listener, WrongKeyFailsOnBothSides) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, "secret");
+  mproc_test::Children children;
+  children.start(mproc::Process(wrong_key_client, listener.address()));
+  expect_error<mproc::AuthenticationError>([&] { (void)listener.accept(); }, "digest received was wrong");
+  children.expect_all_exit(7);
+}
+
+TEST(Listener, Errors) {
+  auto listener = mproc::Listener({"127.0.0.1", 0});
+  const auto address = listener.address();
+  listener.close();
+  listener.close();  // idempotent
+  expect_error<mproc::OSError>([&] { (void)listener.accept(); }, "listener is closed: Bad file descriptor");
+  EXPECT_THROW((void)mproc::Client(address), mproc::OSError) << "nobody listens any more";
+  EXPECT_THROW((void)mproc::Client(std::string("/tmp/mproc-no-such-socket")), mproc::FileNotFoundError);
+  mproc::SocketConnection closed;
+  EXPECT_THROW((void)closed.fileno(), mproc::OSError);
+}
+
+// A raw socket peer writing what it likes into a connection.
+struct RawPeer {
+  mproc::SocketConnection conn;
+  int raw = -1;
+  RawPeer() {
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    conn = mproc::SocketConnection(sv[0]);
+    raw = sv[1];
+  }
+  ~RawPeer() {
+    if (raw >= 0) ::close(raw);
+  }
+  void write(std::initializer_list<unsigned> bytes) {
+    std::vector<unsigned char> b(bytes.begin(), bytes.end());
+    ASSERT_EQ(::write(raw, b.data(), b.size()), static_cast<ssize_t>(b.size()));
+  }
+  void hang_up() {
+    ::close(raw);
+    raw = -1;
+  }
+};
+
+TEST(SocketConnection, HostileFrames) {
+  {
+    RawPeer p;  // announces 2^62 bytes, sends 3, hangs up: nothing near that is allocated
+    p.write({0xff, 0xff, 0xff, 0xff, 0x40, 0, 0, 0, 0, 0, 0, 0, 'a', 'b', 'c'});
+    p.hang_up();
+    expect_error<mproc::OSError>([&] { (void)p.conn.recv_bytes(); },
+                                 "got end of file during message: Broken pipe");
+  }
+  {
+    RawPeer p;  // a negative length other than -1
+    p.write({0x80, 0, 0, 1});
+    EXPECT_THROW((void)p.conn.recv_bytes(), mproc::OSError);
+    EXPECT_TRUE(p.conn.closed());
+  }
+  {
+    RawPeer p;  // longer than maxlength: refused, and the connection closed (out of step)
+    p.write({0, 0, 1, 0});
+    expect_error<mproc::OSError>([&] { (void)p.conn.recv_bytes(100); },
+                                 "bad message length: Message too long");
+    EXPECT_TRUE(p.conn.closed());
+  }
+  {
+    RawPeer p;
+    p.hang_up();
+    EXPECT_TRUE(p.conn.poll()) << "the end of the stream is readable";
+    EXPECT_THROW((void)p.conn.recv_bytes(), mproc::EOFError);
+  }
+  {
+    RawPeer p;  // not a challenge where one is expected
+    p.write({0, 0, 0, 5, 'h', 'e', 'l', 'l', 'o'});
+    expect_error<mproc::AuthenticationError>([&] { mproc::answer_challenge(p.conn, "k"); },
+                                             "Protocol error, expected challenge");
+  }
+}
+
+// --- CPython's multiprocessing.connection ------------------------------------------------------
+
+struct PythonVersion {
+  const char* label;
+  const char* command;
+  const char* version;
+};
+
+void PrintTo(const PythonVersion& py, std::ostream* out) {
+  *out << py.command;
+}
+
+const PythonVersion kPythons[] = {
+    {"Python311", "python3", "3.11"},
+    {"Python312", "PYENV_VERSION=3.12.1 python3.12", "3.12"},
+    {"Python313", "PYENV_VERSION=3.13.0 python3.13", "3.13"},
+};
+
+class CPythonConnection : public testing::TestWithParam<PythonVersion> {
+ protected:
+  void SetUp() override {
+    auto probe = mproc_shm_test::run_command(std::string(GetParam().command) +
+                                             " -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'");
+    while (!probe.output.empty() && probe.output.back() == '\n') probe.output.pop_back();
+    if (probe.exit_code != 0 || probe.output != GetParam().version) {
+      GTEST_SKIP() << "Python " << GetParam().version << " is not available ('" << GetParam().command
+                   << "': " << probe.output << ")";
+    }
+  }
+
+  // Runs a Python script in a thread; join() gives its exit code and output.
+  struct Script {
+    std::thread thread;
+    mproc_shm_test::CommandResult result;
+    std::string path;
+    std::atomic<bool> done{false};
+    void join() {
+      if (thread.joinable()) thread.join();
+      std::remove(path.c_str());
+    }
+    ~Script() { join(); }
+  };
+
+  // accept(), but a script that ends without connecting (a Python error) fails the test instead
+  // of leaving accept() waiting: a bare connection then wakes it, and its handshake fails.
+  static mproc::SocketConnection accept_from(mproc::Listener& listener, Script& script) {
+    std::atomic<bool> accepted{false};
+    std::thread guard([&] {
+      while (!accepted) {
+        if (script.done) {
+          try {
+            (void)mproc::Client(listener.address());
+          } catch (const std::exception&) {
+          }
+          return;
+        }
+        std::this_thread::sleep_for(10ms);
+      }
+    });
+    struct Join {
+      std::thread& t;
+      std::atomic<bool>& a;
+      ~Join() {
+        a = true;
+        t.join();
+      }
+    } join{guard, accepted};
+    return listener.accept();
+  }
+
+  std::unique_ptr<Script> python(const std::string& body, const std::vector<std::string>& args) {
+    static std::atomic<int> counter{0};
+    auto s = std::make_unique<Script>();
+    // relaxed: distinct values only.
+    s->path = "/tmp/mproc-test-" + std::to_string(::getpid()) + "-conn-" +
+              std::to_string(counter.fetch_add(1, std::memory_order_relaxed)) + ".py";
+    {
+      std::ofstream f(s->path);
+      f << "import sys, time\nfrom multiprocessing.connection import Listener, Client\n" << body;
+    }
+    std::string command = std::string("timeout 30 env ") + GetParam().command + " " + s->path;
+    for (const auto& a : args) command += " '" + a + "'";
+    Script* raw = s.get();
+    s->thread = std::thread([raw, command] {
+      raw->result = mproc_shm_test::run_command(command + " 2>&1");
+      raw->done = true;
+    });
+    return s;
+  }
+};
+
+TEST_P(CPythonConnection, PythonClientTalksToCppListener) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, "secret");
+  auto script = python(R"PY(
+c = Client(("127.0.0.1", int(sys.argv[1])), authkey=b"secret")
+c.send_bytes(b"from python")
+m = c.recv_bytes()
+assert m == b"from c++" + bytes(range(256)) * 100, m[:40]
+c.send_bytes(m[::-1])
+c.close()
+print("ok")
+)PY",
+                       {std::to_string(listener.address().port())});
+  auto conn = accept_from(listener, *script);
+  EXPECT_EQ(conn.recv_text(), "from python");
+  std::string big = "from c++";
+  for (int k = 0; k < 100; ++k) {
+    for (int i = 0; i < 256; ++i) big += static_cast<char>(i);
+  }
+  conn.send_bytes(big);
+  EXPECT_EQ(conn.recv_text(), std::string(big.rbegin(), big.rend()));
+  script->join();
+  EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+  EXPECT_EQ(script->result.output, "ok\n");
+}
+
+TEST_P(CPythonConnection, CppClientTalksToPythonListener) {
+  const std::string port_file = "/tmp/mproc-test-" + std::to_string(getpid()) + "-port";
+  std::remove(port_file.c_str());
+  auto script = python(R"PY(
+with Listener(("127.0.0.1", 0), authkey=b"secret") as l:
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(l.address[1]))
+    import os
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    c = l.accept()
+    m = c.recv_bytes()
+    c.send_bytes(b"echo:" + m)
+    c.close()
+print("ok")
+)PY",
+                       {port_file});
+  int port = 0;
+  ASSERT_TRUE(mproc_test::eventually(
+      [&] {
+        std::ifstream f(port_file);
+        return static_cast<bool>(f >> port);
+      },
+      20s));
+  std::remove(port_file.c_str());
+  auto conn = mproc::Client({"127.0.0.1", port}, "secret");
+  conn.send_bytes(std::string_view("hello"));
+  EXPECT_EQ(conn.recv_text(), "echo:hello");
+  script->join();
+  EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+}
+
+TEST_P(CPythonConnection, WrongKeysAgainstPython) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, "secret");
+  auto script = python(R"PY(
+from multiprocessing import AuthenticationError
+try:
+    Client(("127.0.0.1", int(sys.argv[1])), authkey=b"wrong")
+except AuthenticationError as e:
+    print("python:", e)
+)PY",
+                       {std::to_string(listener.address().port())});
+  expect_error<mproc::AuthenticationError>([&] { (void)accept_from(listener, *script); },
+                                           "digest received was wrong");
+  script->join();
+  EXPECT_EQ(script->result.output, "python: digest sent was rejected\n") << script->result.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, CPythonConnection, testing::ValuesIn(kPythons),
+                         [](const testing::TestParamInfo<PythonVersion>& p) {
+                           return std::string(p.param.label);
+                         });
+
+}  // namespace
