@@ -32,6 +32,7 @@
 #include "mproc/codec.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
+#include "mproc/pickle.hpp"
 
 namespace mproc {
 
@@ -98,6 +99,17 @@ class MPROC_API SocketConnection {
     T value = in.get<T>();
     in.expect_end();
     return value;
+  }
+
+  /// A value as a pickle (mproc/pickle.hpp): what Python's Connection.send / recv carry. Only
+  /// plain data is loaded; anything else is a DecodeError.
+  template <class T>
+  void send_pickle(const T& value) {
+    send_bytes(pickle::dumps(pickle::to_value(value)));
+  }
+  template <class T = pickle::Value>
+  T recv_pickle() {
+    return pickle::from_value<T>(pickle::loads(recv_bytes()));
   }
 
   void close() noexcept;

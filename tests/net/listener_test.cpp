@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <thread>
@@ -309,6 +310,39 @@ print("ok")
   EXPECT_EQ(conn.recv_text(), "echo:hello");
   script->join();
   EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+}
+
+// Python's conn.send(obj) / conn.recv(): pickles of plain data, both ways.
+TEST_P(CPythonConnection, PickledValuesBothWays) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, "secret");
+  auto script = python(R"PY(
+c = Client(("127.0.0.1", int(sys.argv[1])), authkey=b"secret")
+c.send([1, "a", {"k": 2.5}, None, True, b"x", (1, 2), 2**70, -3.25, "\u6d41\u6c34\u706f"])
+print(repr(c.recv()))
+c.close()
+)PY",
+                       {std::to_string(listener.address().port())});
+  auto conn = accept_from(listener, *script);
+  namespace pk = mproc::pickle;
+  const pk::Value v = conn.recv_pickle();
+  const auto& items = std::get<pk::List>(v.v);
+  ASSERT_EQ(items.size(), 10U);
+  EXPECT_EQ(pk::from_value<int>(items[0]), 1);
+  EXPECT_EQ(pk::from_value<std::string>(items[1]), "a");
+  EXPECT_EQ((pk::from_value<std::map<std::string, double>>(items[2])),
+            (std::map<std::string, double>{{"k", 2.5}}));
+  EXPECT_EQ(pk::from_value<std::optional<int>>(items[3]), std::nullopt);
+  EXPECT_TRUE(pk::from_value<bool>(items[4]));
+  EXPECT_EQ(pk::from_value<pk::Bytes>(items[5]).data, (std::vector<std::byte>{std::byte{'x'}}));
+  EXPECT_EQ((pk::from_value<std::pair<int, int>>(items[6])), std::make_pair(1, 2));
+  EXPECT_TRUE(std::holds_alternative<pk::BigInt>(items[7].v));
+  EXPECT_EQ(pk::from_value<double>(items[8]), -3.25);
+  EXPECT_EQ(pk::from_value<std::string>(items[9]), "流水灯");
+  conn.send_pickle(std::make_tuple(std::map<std::string, std::vector<int>>{{"x", {1, 2}}},
+                                   std::optional<int>(), std::string("流水灯"), 2.5, -7L));
+  script->join();
+  EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+  EXPECT_EQ(script->result.output, "({'x': [1, 2]}, None, '流水灯', 2.5, -7)\n");
 }
 
 TEST_P(CPythonConnection, WrongKeysAgainstPython) {
