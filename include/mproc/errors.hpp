@@ -11,7 +11,8 @@
 //   │   └── BrokenPool         a Pool that cannot run tasks any more (its initializer failed)
 //   ├── RemoteError            a Pool task threw: the original type's name, what() and where
 //   ├── ValueError             a bad argument value (CPython's ValueError)
-//   ├── IndexError             an index out of range (ShareableList)
+//   ├── IndexError             an index out of range (ShareableList, a Manager's list)
+//   ├── KeyError, AttributeError  a missing key / name (a Manager's dict / Namespace)
 //   ├── BufferError            SharedMemory::close() while views of its buffer are alive
 //   ├── OSError                a failed system call; carries the errno as std::error_code
 //   │   ├── FileExistsError, FileNotFoundError, PermissionError
@@ -110,8 +111,20 @@ class MPROC_API ValueError : public Error {
   using Error::Error;
 };
 
-/// CPython's IndexError: an index outside a fixed-length sequence (ShareableList).
+/// CPython's IndexError: an index outside a sequence (ShareableList, a Manager's list).
 class MPROC_API IndexError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// CPython's KeyError: a key a Manager's dict does not hold.
+class MPROC_API KeyError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// CPython's AttributeError: a name a Manager's Namespace does not hold.
+class MPROC_API AttributeError : public Error {
  public:
   using Error::Error;
 };

@@ -147,6 +147,8 @@ class MPROC_API Listener {
   [[nodiscard]] std::optional<Address> last_accepted() const { return last_accepted_; }
   /// Idempotent; removes a Unix socket's path.
   void close() noexcept;
+  /// The listening socket (-1 once closed): poll it, or shutdown(2) it to wake an accept().
+  [[nodiscard]] int fileno() const noexcept { return fd_; }
 
  private:
   int fd_ = -1;

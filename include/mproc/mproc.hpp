@@ -6,6 +6,7 @@
 #include "mproc/connection.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/listener.hpp"
+#include "mproc/managers.hpp"
 #include "mproc/pool.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queues.hpp"

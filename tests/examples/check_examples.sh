@@ -47,6 +47,9 @@ grep -q '^error_callback: std::invalid_argument: negative: -1 (raised in .*PoolW
 [[ $(grep -n 'callback: 42' <<<"$out" | cut -d: -f1) -lt $(grep -n 'apply_async: 42' <<<"$out" | cut -d: -f1) ]] ||
   fail "seed003 pool methods: the callback runs before get() returns"
 
+out=$(timeout 60 "$dir/seed001_manager" 2>&1)
+[[ $out =~ ^Result:\ \[\'Process-[0-9]+\'(,\ \'Process-[0-9]+\'){3}\]$ ]] || fail "seed001 Manager: four names in the shared list"
+
 out=$(timeout 60 "$dir/seed003_process_list" 2>&1)
 [[ $(count 'finished task') == 5 ]] || fail "seed003: five tasks finish"
 [[ $(count 'stopped exitcode=0>') == 5 ]] || fail "seed003: five joined processes"

@@ -193,6 +193,10 @@ Expected<void> random_bytes(void* data, std::size_t size) noexcept {
   return whole(data, size, [](char* p, std::size_t n) { return ::getrandom(p, n, 0); });
 }
 
+void shutdown_socket(int fd) noexcept {
+  (void)::shutdown(fd, SHUT_RDWR);
+}
+
 void unlink_socket_path(const std::string& path) noexcept {
   if (!path.empty() && path[0] != '\0') (void)::unlink(path.c_str());
 }

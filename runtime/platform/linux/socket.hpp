@@ -32,6 +32,8 @@ Expected<void> send_all(int fd, const void* data, std::size_t size) noexcept;
 Expected<std::size_t> recv_some(int fd, void* data, std::size_t size) noexcept;
 /// getrandom(2).
 Expected<void> random_bytes(void* data, std::size_t size) noexcept;
+/// shutdown(2) of both directions: wakes a thread blocked in accept() or recv() on it.
+void shutdown_socket(int fd) noexcept;
 /// unlink(2) of a Unix socket's path (nothing for an abstract one).
 void unlink_socket_path(const std::string& path) noexcept;
 
