@@ -9,8 +9,9 @@
 //   mproc::Process p(worker, shared_list);  p.start();  p.join();
 //   std::vector<std::string> names = shared_list.to_vector();
 //
-// What exists so far (docs/managers.md): list, dict and Namespace proxies over a Unix-domain
-// socket (an abstract name, authenticated with a random key, CPython's handshake). The server
+// What exists so far (docs/managers.md): list, dict and Namespace proxies. A client connects over
+// a Unix-domain socket (an abstract name, authenticated with a random key, CPython's handshake),
+// then carries its calls on a shared-memory Pipe whose name it sends over that socket. The server
 // keeps every value encoded with mproc's codec, so it is one program for every element type; a
 // proxy encodes and decodes. Errors raised in the server arrive with their kind: IndexError,
 // KeyError, AttributeError. Objects live until the manager shuts down (no reference counting
@@ -72,6 +73,7 @@ enum ManagerOp : std::uint8_t {
   kNsSet = 30,
   kNsGet,
   kNsDel,
+  kAttachPipe = 40,  // carry this client's requests on the named Pipe in `a` from now on
 };
 
 /// How a proxy finds its object: the server's address and key, the object's id.

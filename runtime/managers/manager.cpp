@@ -17,8 +17,10 @@
 #include <unordered_map>
 #include <variant>
 
+#include "mproc/connection.hpp"
 #include "mproc/listener.hpp"
 #include "mproc/managers.hpp"
+#include "platform/linux/shm.hpp"
 #include "platform/linux/socket.hpp"
 
 namespace mproc {
@@ -216,22 +218,55 @@ class Server {
   std::uint64_t next_ = 1;
 };
 
-// One client connection: requests until the end of the stream, or shutdown.
+// Answers requests from `in` on `out` until the end of the stream or a shutdown request.
+template <class Link>
+bool answer(Server& server, Link& link, std::atomic<bool>& stop, int listener_fd) {
+  for (;;) {
+    const auto request = link.template recv<ManagerRequest>();
+    if (request.op == kShutdown) {
+      link.send(ManagerResponse{});
+      stop = true;
+      platform::shutdown_socket(listener_fd);  // wakes the accept loop
+      return false;
+    }
+    if (request.op == kAttachPipe) return true;  // the caller moves to the pipe
+    link.send(server.handle(request));
+  }
+}
+
+// One client: requests on its socket until it attaches a shared-memory Pipe, then on the pipe.
+// The end of either stream (the client closed or died) ends this thread; the server goes on
+// serving the others.
 void serve(Server& server, SocketConnection conn, std::atomic<bool>& stop, int listener_fd) {
   try {
-    for (;;) {
-      const auto request = conn.recv<ManagerRequest>();
-      if (request.op == kShutdown) {
-        conn.send(ManagerResponse{});
-        stop = true;
-        platform::shutdown_socket(listener_fd);  // wakes the accept loop
-        return;
-      }
-      conn.send(server.handle(request));
-    }
+    if (!answer(server, conn, stop, listener_fd)) return;
   } catch (const std::exception&) {
-    // The client went away (EOF), or sent what is not a request: this connection ends, the
-    // server goes on serving the others.
+    return;
+  }
+  // kAttachPipe: open the client's named pipe, say whether that worked, and serve it.
+  std::optional<Connection> pipe;
+  try {
+    // The request is read again by the loop above only up to the op; the name follows here.
+    const auto name = conn.recv<std::string>();
+    pipe.emplace(Connection::open(name));
+    // Both ends are mapped: the name is not needed any more. Removed here, it cannot be left
+    // behind by a client that ends without running destructors (a Process child's _exit).
+    (void)platform::unlink_named("/" + name);
+    conn.send(ManagerResponse{});
+  } catch (const std::exception& e) {
+    try {
+      ManagerResponse no;
+      no.status = kValueError;
+      no.message = e.what();
+      conn.send(no);
+      (void)answer(server, conn, stop, listener_fd);  // the client stays on the socket
+    } catch (const std::exception&) {
+    }
+    return;
+  }
+  try {
+    (void)answer(server, *pipe, stop, listener_fd);
+  } catch (const std::exception&) {
   }
 }
 
@@ -261,30 +296,67 @@ void manager_server_main(std::string address, std::string authkey) {
 
 namespace {
 
-// This thread's connections, by server address; made again in a new process (a fork child must
-// not share its parent's socket).
+// What a thread of a process holds to reach one server: the authenticated socket, and the
+// shared-memory Pipe its calls travel on once attached (nullopt: the socket carries them).
+struct ClientLink {
+  SocketConnection socket;
+  std::optional<Connection> pipe;
+};
+
+// This thread's links, by server address; made again in a new process: a fork child must not
+// share its parent's socket or pipe end.
 struct Connections {
   pid_t pid = 0;
-  std::unordered_map<std::string, SocketConnection> by_address;
+  std::unordered_map<std::string, std::unique_ptr<ClientLink>> by_address;
 };
 thread_local Connections t_connections;
 
-SocketConnection& connection_to(const ProxyRef& ref) {
+// A fork child's copies of its parent's links are forgotten, not destroyed: destroying a copy of
+// the parent's pipe end would close it for the parent too.
+void forget_parents_links(Connections& c) {
+  static auto* forgotten = new std::vector<std::unique_ptr<ClientLink>>();  // never freed, on purpose
+  for (auto& [address, link] : c.by_address) forgotten->push_back(std::move(link));
+  c.by_address.clear();
+}
+
+std::atomic<std::uint64_t> g_pipe_counter{0};
+
+// Moves a fresh link's calls to a shared-memory Pipe: a named one this process creates, the
+// server opens, and which stays the client's (its name is removed with this process's handle).
+// When anything fails, the calls stay on the socket.
+void attach_pipe(ClientLink& link) {
+  // relaxed: distinct numbers only.
+  const std::string name = "mproc-mgr-" + std::to_string(::getpid()) + "-" +
+                           std::to_string(g_pipe_counter.fetch_add(1, std::memory_order_relaxed));
+  std::optional<Connection> pipe;
+  try {
+    pipe.emplace(Connection::create(name, PipeOptions{.capacity = 1U << 16}));
+  } catch (const std::exception&) {
+    return;
+  }
+  link.socket.send(ManagerRequest{0, kAttachPipe, {}, {}, 0});
+  link.socket.send(name);
+  if (link.socket.recv<ManagerResponse>().status == kOk) link.pipe = std::move(pipe);
+}
+
+ClientLink& connection_to(const ProxyRef& ref) {
   Connections& c = t_connections;
   if (c.pid != ::getpid()) {
-    for (auto& [address, conn] : c.by_address) (void)conn.fileno();  // the parent's: left alone
-    c.by_address.clear();
+    if (c.pid != 0) forget_parents_links(c);
     c.pid = ::getpid();
   }
   auto it = c.by_address.find(ref.address);
   if (it == c.by_address.end()) {
+    auto link = std::make_unique<ClientLink>();
     try {
-      it = c.by_address.emplace(ref.address, Client(Address(ref.address), ref.authkey)).first;
+      link->socket = Client(Address(ref.address), ref.authkey);
     } catch (const OSError& e) {
       throw ProcessError(std::string("the manager is not running (") + e.what() + ")");
     }
+    attach_pipe(*link);
+    it = c.by_address.emplace(ref.address, std::move(link)).first;
   }
-  return it->second;
+  return *it->second;
 }
 
 [[noreturn]] void throw_answer(const ManagerResponse& r) {
@@ -303,11 +375,16 @@ SocketConnection& connection_to(const ProxyRef& ref) {
 }  // namespace
 
 ManagerResponse manager_call(const ProxyRef& ref, ManagerRequest request) {
-  SocketConnection& conn = connection_to(ref);
+  ClientLink& link = connection_to(ref);
   ManagerResponse response;
   try {
-    conn.send(request);
-    response = conn.recv<ManagerResponse>();
+    if (link.pipe) {
+      link.pipe->send(request);
+      response = link.pipe->recv<ManagerResponse>();
+    } else {
+      link.socket.send(request);
+      response = link.socket.recv<ManagerResponse>();
+    }
   } catch (const EOFError&) {
     t_connections.by_address.erase(ref.address);
     throw ProcessError("the manager has shut down");
