@@ -15,11 +15,12 @@
 // keeps every value encoded with mproc's codec, so it is one program for every element type; a
 // proxy encodes and decodes. Errors raised in the server arrive with their kind: IndexError,
 // KeyError, AttributeError. Objects live until the manager shuts down (no reference counting
-// yet). Not yet: the Queue, Lock, Event, Value... proxies, BaseManager with registered types, TCP
-// across machines, and the shared-memory transport.
+// yet). Queue, Lock, Event, Value and the others are mproc's own shared objects (see below). Not
+// yet: BaseManager with registered types, and managers across machines over TCP.
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,9 @@
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
 #include "mproc/process.hpp"
+#include "mproc/queues.hpp"
+#include "mproc/sharedctypes.hpp"
+#include "mproc/synchronize.hpp"
 
 namespace mproc {
 
@@ -237,9 +241,68 @@ class MPROC_API Manager {
   DictProxy<K, V> dict() {
     return DictProxy<K, V>(make(detail::kNewDict));
   }
-  NamespaceProxy Namespace() {
+  NamespaceProxy Namespace() {  // NOLINT: CPython's names, here and below
     return NamespaceProxy(make(detail::kNewNamespace));
-  }  // NOLINT: CPython's name
+  }
+
+  // The synchronization objects, queues and shared values. On one machine mproc's own objects are
+  // already shared between processes (memory every holder maps, futex words, crash-safe rings),
+  // so a local manager makes those rather than server-side objects behind proxies: the same
+  // calls, no round trip to the server, and they pass to Process targets the same way. They live
+  // as long as a handle to them does, not until shutdown() (docs/managers.md).
+  template <class T>
+  mproc::Queue<T> Queue(std::size_t maxsize = 0) {
+    check_running();
+    return mproc::Queue<T>(maxsize);
+  }
+  template <class T>
+  mproc::JoinableQueue<T> JoinableQueue(std::size_t maxsize = 0) {
+    check_running();
+    return mproc::JoinableQueue<T>(maxsize);
+  }
+  mproc::Lock Lock() {
+    check_running();
+    return mproc::Lock();
+  }
+  mproc::RLock RLock() {
+    check_running();
+    return mproc::RLock();
+  }
+  mproc::Semaphore Semaphore(int value = 1) {
+    check_running();
+    return mproc::Semaphore(value);
+  }
+  mproc::BoundedSemaphore BoundedSemaphore(int value = 1) {
+    check_running();
+    return mproc::BoundedSemaphore(value);
+  }
+  mproc::Condition Condition() {
+    check_running();
+    return mproc::Condition();
+  }
+  mproc::Event Event() {
+    check_running();
+    return mproc::Event();
+  }
+  mproc::Barrier Barrier(std::size_t parties) {
+    check_running();
+    return mproc::Barrier(parties);
+  }
+  template <class T>
+  mproc::Value<T> Value(const T& initial) {
+    check_running();
+    return mproc::Value<T>(initial);
+  }
+  template <class T>
+  mproc::Array<T> Array(std::size_t n) {
+    check_running();
+    return mproc::Array<T>(n);
+  }
+  template <class T>
+  mproc::Array<T> Array(std::initializer_list<T> values) {
+    check_running();
+    return mproc::Array<T>(values);
+  }
 
   /// Stops the server; idempotent. Proxies then fail with ProcessError.
   void shutdown();
@@ -249,6 +312,8 @@ class MPROC_API Manager {
  private:
   struct State;
   detail::ProxyRef make(std::uint8_t op);
+  /// ProcessError("the manager has shut down") after shutdown().
+  void check_running() const;
   std::unique_ptr<State> state_;
 };
 

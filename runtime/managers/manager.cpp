@@ -469,8 +469,12 @@ const std::string& Manager::address() const {
   return state_->address;
 }
 
-detail::ProxyRef Manager::make(std::uint8_t op) {
+void Manager::check_running() const {
   if (!state_ || state_->shut_down) throw ProcessError("the manager has shut down");
+}
+
+detail::ProxyRef Manager::make(std::uint8_t op) {
+  check_running();
   detail::ProxyRef ref{state_->address, state_->authkey, 0};
   ref.object = detail::manager_call(ref, {0, op, {}, {}, 0}).number;
   return ref;

@@ -137,4 +137,37 @@ TEST(Manager, AClientThatDiesDoesNotStopTheServer) {
   EXPECT_EQ(l.to_vector(), (std::vector<int>{1, 2}));
 }
 
+void use_shared(mproc::Queue<int> q, mproc::Lock lock, mproc::Value<int> counter, mproc::Event done) {
+  for (int i = 0; i < 100; ++i) {
+    std::lock_guard guard(lock);
+    counter.value() += 1;
+  }
+  q.put(7);
+  done.set();
+}
+
+TEST(Manager, QueuesLocksAndValuesFromChildren) {
+  mproc::Manager manager;
+  auto q = manager.Queue<int>();
+  auto lock = manager.Lock();
+  auto counter = manager.Value<int>(0);
+  auto done = manager.Event();
+  auto arr = manager.Array<double>({1.0, 2.0});
+  auto sem = manager.Semaphore(2);
+  auto barrier = manager.Barrier(1);
+  mproc_test::Children children;
+  children.start(mproc::Process(use_shared, q, lock, counter, done));
+  children.start(mproc::Process(use_shared, q, lock, counter, done));
+  children.expect_all_exit(0);
+  EXPECT_EQ(counter.value(), 200);
+  EXPECT_EQ(q.get(5s), 7);
+  EXPECT_EQ(q.get(5s), 7);
+  EXPECT_TRUE(done.is_set());
+  EXPECT_EQ(arr[1], 2.0);
+  EXPECT_TRUE(sem.acquire(false));
+  EXPECT_EQ(barrier.wait(), 0U);
+  manager.shutdown();
+  expect_error<mproc::ProcessError>([&] { (void)manager.Lock(); }, "the manager has shut down");
+}
+
 }  // namespace
