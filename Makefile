@@ -20,7 +20,7 @@ JOBS ?= $(shell nproc)
 BUILD_ROOT ?= build
 # The seeds' programs, then the main job: the seeds' efficiency comparison (docs/pool.md).
 DEMO ?= seed000_multicore seed001_process_basics seed001_lock seed001_value seed001_queue seed003_process_list \
-  seed004_four_tasks seed001_pool seed002_pool seed003_pool_methods efficiency_comparison
+  seed004_four_tasks seed001_manager seed001_pool seed002_pool seed003_pool_methods efficiency_comparison
 CTEST_ARGS ?=
 BENCH_ARGS ?=
 CMAKE ?= cmake
