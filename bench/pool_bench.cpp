@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <numeric>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -121,13 +122,44 @@ void BM_CreateToFirstResult(benchmark::State& state) {
   }
 }
 
+// The job, called through a pointer the compiler cannot see through, as the workers call it: the
+// same machine code everywhere, not a copy inlined and specialised for a constant range.
+u128 (*volatile g_job)(std::pair<std::uint64_t, std::uint64_t>) = sum_of_powers;
+
+// The control: what 2 processes can do on this machine at all. Two raw fork()ed children each
+// sum half the range and write it into a pipe; no pool, no codec, no rings.
+u128 raw_fork_sum(benchmark::State& state) {
+  int fds[2];
+  if (::pipe(fds) != 0) state.SkipWithError("pipe");
+  pid_t pids[2];
+  for (int k = 0; k < 2; ++k) {
+    pids[k] = ::fork();
+    if (pids[k] == 0) {
+      const u128 part = g_job({g_heavy_n * k / 2, g_heavy_n * (k + 1) / 2});
+      ::_exit(::write(fds[1], &part, sizeof part) == sizeof part ? 0 : 1);
+    }
+  }
+  u128 total = 0;
+  for (int k = 0; k < 2; ++k) {
+    u128 part = 0;
+    if (::read(fds[0], &part, sizeof part) != sizeof part) state.SkipWithError("read");
+    total += part;
+  }
+  for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return total;
+}
+
+u128 pool_sum(mproc::Pool& pool, const std::vector<std::pair<std::uint64_t, std::uint64_t>>& work) {
+  u128 total = 0;
+  for (u128 part : pool.map(sum_of_powers, work, 1)) total += part;
+  return total;
+}
+
 void BM_SumOfPowersSerial(benchmark::State& state) {
-  // Through a pointer the compiler cannot see through, as the workers call it: the same machine
-  // code on both sides, not a copy inlined and specialised for the constant range.
-  u128 (*volatile job)(std::pair<std::uint64_t, std::uint64_t>) = sum_of_powers;
   for (auto _ : state) {
-    const u128 r = job({0, g_heavy_n});
-    if (r != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
+    if (g_job({0, g_heavy_n}) != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
   }
 }
 
@@ -136,37 +168,13 @@ void BM_SumOfPowersPool(benchmark::State& state) {
   (void)pool.apply(add, 0, 0);
   const auto work = pieces(g_heavy_n, 64);
   for (auto _ : state) {
-    u128 total = 0;
-    for (u128 part : pool.map(sum_of_powers, work, 1)) total += part;
-    if (total != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
+    if (pool_sum(pool, work) != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
   }
 }
 
-// The control: what 2 processes can do on this machine at all. Two raw fork()ed children each
-// sum half the range and write it into a pipe; no pool, no codec, no rings.
 void BM_SumOfPowersRawFork(benchmark::State& state) {
   for (auto _ : state) {
-    int fds[2];
-    if (::pipe(fds) != 0) state.SkipWithError("pipe");
-    pid_t pids[2];
-    for (int k = 0; k < 2; ++k) {
-      pids[k] = ::fork();
-      if (pids[k] == 0) {
-        const u128 part = sum_of_powers({g_heavy_n * k / 2, g_heavy_n * (k + 1) / 2});
-        const bool ok = ::write(fds[1], &part, sizeof part) == sizeof part;
-        ::_exit(ok ? 0 : 1);
-      }
-    }
-    u128 total = 0;
-    for (int k = 0; k < 2; ++k) {
-      u128 part = 0;
-      if (::read(fds[0], &part, sizeof part) != sizeof part) state.SkipWithError("read");
-      total += part;
-    }
-    for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
-    ::close(fds[0]);
-    ::close(fds[1]);
-    if (total != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
+    if (raw_fork_sum(state) != closed_form(g_heavy_n)) state.SkipWithError("wrong sum");
   }
 }
 
@@ -178,35 +186,12 @@ void paired_speedup(benchmark::State& state, bool pool_side) {
   mproc::Pool pool(2);
   (void)pool.apply(add, 0, 0);
   const auto work = pieces(g_heavy_n, 64);
-  u128 (*volatile job)(std::pair<std::uint64_t, std::uint64_t>) = sum_of_powers;
   double ratio_sum = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();
-    const u128 serial = job({0, g_heavy_n});
+    const u128 serial = g_job({0, g_heavy_n});
     const auto t1 = std::chrono::steady_clock::now();
-    u128 total = 0;
-    if (pool_side) {
-      for (u128 part : pool.map(sum_of_powers, work, 1)) total += part;
-    } else {
-      int fds[2];
-      if (::pipe(fds) != 0) state.SkipWithError("pipe");
-      pid_t pids[2];
-      for (int k = 0; k < 2; ++k) {
-        pids[k] = ::fork();
-        if (pids[k] == 0) {
-          const u128 part = job({g_heavy_n * k / 2, g_heavy_n * (k + 1) / 2});
-          ::_exit(::write(fds[1], &part, sizeof part) == sizeof part ? 0 : 1);
-        }
-      }
-      for (int k = 0; k < 2; ++k) {
-        u128 part = 0;
-        if (::read(fds[0], &part, sizeof part) != sizeof part) state.SkipWithError("read");
-        total += part;
-      }
-      for (pid_t pid : pids) ::waitpid(pid, nullptr, 0);
-      ::close(fds[0]);
-      ::close(fds[1]);
-    }
+    const u128 total = pool_side ? pool_sum(pool, work) : raw_fork_sum(state);
     const auto t2 = std::chrono::steady_clock::now();
     if (serial != closed_form(g_heavy_n) || total != serial) state.SkipWithError("wrong sum");
     ratio_sum +=
@@ -232,24 +217,22 @@ void BM_SkewedSerial(benchmark::State& state) {
   }
 }
 
-void BM_Skewed(benchmark::State& state, mproc::Scheduling scheduling) {
+void skewed(benchmark::State& state, mproc::Scheduling scheduling, std::optional<std::ptrdiff_t> chunksize) {
   const auto costs = skewed_costs();
   mproc::Pool pool({.processes = 2, .scheduling = scheduling});
   (void)pool.apply(add, 0, 0);
   for (auto _ : state) {
-    const auto r = pool.map(spin, costs);  // CPython's default chunking: ceil(512 / 8) = 64 per chunk
+    const auto r = pool.map(spin, costs, chunksize);
     benchmark::DoNotOptimize(r.data());
   }
 }
 
+// CPython's default chunking: ceil(512 / 8) = 64 items a chunk.
+void BM_Skewed(benchmark::State& state, mproc::Scheduling scheduling) {
+  skewed(state, scheduling, std::nullopt);
+}
 void BM_SkewedChunk4(benchmark::State& state, mproc::Scheduling scheduling) {
-  const auto costs = skewed_costs();
-  mproc::Pool pool({.processes = 2, .scheduling = scheduling});
-  (void)pool.apply(add, 0, 0);
-  for (auto _ : state) {
-    const auto r = pool.map(spin, costs, 4);
-    benchmark::DoNotOptimize(r.data());
-  }
+  skewed(state, scheduling, 4);
 }
 
 // First, while the process is small: a fork copies the page tables of everything the parent
