@@ -1,4 +1,5 @@
-// Manager (issue 7): a local proxy call (list.append, dict set and get) in a loop, beside
+// Manager (issue 7): a local proxy call (list.append, dict set and get, a registered type's
+// method) in a loop, beside
 // CPython's manager measured in the same run by bench/run_manager_bench.sh
 // (bench/peers/cpython_manager.py).
 #include <string>
@@ -29,8 +30,34 @@ void BM_ManagerDictSetGet(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 2);  // two calls an iteration
 }
 
+class Counter {
+ public:
+  void add(long n) { value_ += n; }
+  [[nodiscard]] long value() const { return value_; }
+
+ private:
+  long value_ = 0;
+};
+
+// A registered type's method through BaseProxy::call (CPython's BaseManager.register and
+// _callmethod): the name and signature check on every call.
+void BM_RegisteredMethodCall(benchmark::State& state) {
+  mproc::BaseManager manager;
+  manager.register_type<Counter>(
+      "Counter", mproc::Methods<Counter>().def("add", &Counter::add).def("value", &Counter::value));
+  manager.start();
+  auto counter = manager.create("Counter");
+  long n = 0;
+  for (auto _ : state) {
+    counter.call("add", 1L);
+    ++n;
+  }
+  if (counter.call<long>("value") != n) state.SkipWithError("lost calls");
+}
+
 BENCHMARK(BM_ManagerListAppend)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ManagerDictSetGet)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_RegisteredMethodCall)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 //   ├── ValueError             a bad argument value (CPython's ValueError)
 //   ├── IndexError             an index out of range (ShareableList, a Manager's list)
 //   ├── KeyError, AttributeError  a missing key / name (a Manager's dict / Namespace)
+//   ├── TypeError              a call with the wrong argument types (a registered type's method)
 //   ├── BufferError            SharedMemory::close() while views of its buffer are alive
 //   ├── OSError                a failed system call; carries the errno as std::error_code
 //   │   ├── FileExistsError, FileNotFoundError, PermissionError
@@ -123,7 +124,15 @@ class MPROC_API KeyError : public Error {
   using Error::Error;
 };
 
-/// CPython's AttributeError: a name a Manager's Namespace does not hold.
+/// CPython's TypeError: a call whose arguments or result do not match the callee's (a method of
+/// a type registered with a BaseManager, called with other types).
+class MPROC_API TypeError : public Error {
+ public:
+  using Error::Error;
+};
+
+/// CPython's AttributeError: a name a Manager's Namespace does not hold, or a method a registered
+/// type does not expose.
 class MPROC_API AttributeError : public Error {
  public:
   using Error::Error;

@@ -1,26 +1,24 @@
-// Manager (include/mproc/managers.hpp): the server process and the proxies' connections.
+// Managers (include/mproc/managers.hpp): the proxies' connections, BaseManager and Manager.
+// The server itself is runtime/managers/server.cpp.
 //
-// The server listens on an abstract Unix-domain name with a random authkey (CPython's
-// handshake, runtime/net/), serves each connection in a thread of its own, and keeps the objects
-// under one mutex: a list is a vector of encoded values, a dict a vector of (key, value) in
-// insertion order with an index by the key's bytes, a Namespace a map by name. A client keeps one
-// connection per thread and per process (a fork child makes its own: two processes on one socket
-// would interleave their messages).
+// A client keeps one connection per thread and per process to each server (a fork child makes its
+// own: two processes on one socket would interleave their messages). After CPython's handshake it
+// moves its calls to a shared-memory Pipe when the server can open one (the same machine).
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <map>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
 #include <variant>
 
+#include "managers/server.hpp"
 #include "mproc/connection.hpp"
 #include "mproc/listener.hpp"
 #include "mproc/managers.hpp"
-#include "platform/linux/shm.hpp"
 #include "platform/linux/socket.hpp"
 
 namespace mproc {
@@ -29,285 +27,49 @@ namespace detail {
 
 namespace {
 
-enum ManagerStatus : std::uint8_t { kOk = 0, kIndexError, kKeyError, kAttributeError, kValueError };
-
-using Bytes = std::vector<std::byte>;
-
-struct ListObject {
-  std::vector<Bytes> items;
-};
-// A dict key's index entry: its encoded bytes as a string (hashable).
-std::string key_of(const Bytes& b) {
-  return std::string(reinterpret_cast<const char*>(b.data()), b.size());
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> raw(bytes);
+  if (auto r = platform::random_bytes(raw.data(), raw.size()); !r) throw_os_error(r.error(), "getrandom");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : raw) {
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  return out;
 }
 
-struct DictObject {
-  std::vector<std::pair<Bytes, Bytes>> items;          // insertion order
-  std::unordered_map<std::string, std::size_t> index;  // key bytes -> position in items
-  void erase_at(std::size_t at) {
-    index.erase(key_of(items[at].first));
-    items.erase(items.begin() + static_cast<std::ptrdiff_t>(at));
-    for (auto& [key, pos] : index) {
-      if (pos > at) --pos;
-    }
-  }
-};
-struct NamespaceObject {
-  std::map<std::string, Bytes> values;
-};
-using Object = std::variant<ListObject, DictObject, NamespaceObject>;
-
-class Server {
- public:
-  ManagerResponse handle(const ManagerRequest& r) {
-    std::lock_guard lock(mutex_);
-    switch (r.op) {
-      case kNewList:
-        return created(ListObject{});
-      case kNewDict:
-        return created(DictObject{});
-      case kNewNamespace:
-        return created(NamespaceObject{});
-      default:
-        break;
-    }
-    auto it = objects_.find(r.object);
-    if (it == objects_.end()) return fail(kValueError, "no such object in the manager");
-    if (auto* l = std::get_if<ListObject>(&it->second)) return list(*l, r);
-    if (auto* d = std::get_if<DictObject>(&it->second)) return dict(*d, r);
-    return ns(std::get<NamespaceObject>(it->second), r);
-  }
-
- private:
-  static ManagerResponse fail(std::uint8_t status, std::string message) {
-    ManagerResponse out;
-    out.status = status;
-    out.message = std::move(message);
-    return out;
-  }
-  static ManagerResponse ok() { return {}; }
-  static ManagerResponse number(std::uint64_t n) {
-    ManagerResponse out;
-    out.number = n;
-    return out;
-  }
-  static ManagerResponse value(Bytes v) {
-    ManagerResponse out;
-    out.value = std::move(v);
-    return out;
-  }
-
-  ManagerResponse created(Object o) {
-    const std::uint64_t id = next_++;
-    objects_.emplace(id, std::move(o));
-    return number(id);
-  }
-
-  // Python's index rules: negative counts from the end.
-  static std::optional<std::size_t> position(std::int64_t i, std::size_t size) {
-    const std::int64_t n = static_cast<std::int64_t>(size);
-    if (i < 0) i += n;
-    if (i < 0 || i >= n) return std::nullopt;
-    return static_cast<std::size_t>(i);
-  }
-
-  static ManagerResponse list(ListObject& l, const ManagerRequest& r) {
-    switch (r.op) {
-      case kListAppend:
-        l.items.push_back(r.a);
-        return ok();
-      case kListLen:
-        return number(l.items.size());
-      case kListGet: {
-        auto at = position(r.index, l.items.size());
-        if (!at) return fail(kIndexError, "list index out of range");
-        return value(l.items[*at]);
-      }
-      case kListSet: {
-        auto at = position(r.index, l.items.size());
-        if (!at) return fail(kIndexError, "list assignment index out of range");
-        l.items[*at] = r.a;
-        return ok();
-      }
-      case kListPop: {
-        if (l.items.empty()) return fail(kIndexError, "pop from empty list");
-        auto at = position(r.index, l.items.size());
-        if (!at) return fail(kIndexError, "pop index out of range");
-        Bytes v = std::move(l.items[*at]);
-        l.items.erase(l.items.begin() + static_cast<std::ptrdiff_t>(*at));
-        return value(std::move(v));
-      }
-      case kListClear:
-        l.items.clear();
-        return ok();
-      case kListAll: {
-        ManagerResponse out;
-        out.values = l.items;
-        return out;
-      }
-      default:
-        return fail(kValueError, "not a list operation");
-    }
-  }
-
-  static ManagerResponse dict(DictObject& d, const ManagerRequest& r) {
-    switch (r.op) {
-      case kDictSet: {
-        auto it = d.index.find(key_of(r.a));
-        if (it != d.index.end()) {
-          d.items[it->second].second = r.b;
-        } else {
-          d.index.emplace(key_of(r.a), d.items.size());
-          d.items.emplace_back(r.a, r.b);
-        }
-        return ok();
-      }
-      case kDictGet: {
-        auto it = d.index.find(key_of(r.a));
-        if (it == d.index.end()) return fail(kKeyError, "key not found");
-        return value(d.items[it->second].second);
-      }
-      case kDictContains:
-        return number(d.index.contains(key_of(r.a)) ? 1 : 0);
-      case kDictDel: {
-        auto it = d.index.find(key_of(r.a));
-        if (it == d.index.end()) return fail(kKeyError, "key not found");
-        d.erase_at(it->second);
-        return ok();
-      }
-      case kDictKeys:
-      case kDictValues: {
-        ManagerResponse out;
-        for (const auto& [k, v] : d.items) out.values.push_back(r.op == kDictKeys ? k : v);
-        return out;
-      }
-      case kDictLen:
-        return number(d.items.size());
-      default:
-        return fail(kValueError, "not a dict operation");
-    }
-  }
-
-  static ManagerResponse ns(NamespaceObject& n, const ManagerRequest& r) {
-    std::string name;
-    try {
-      name = loads<std::string>(r.a);
-    } catch (const DecodeError&) {
-      return fail(kValueError, "a Namespace name that is not a string");
-    }
-    const std::string missing = "'Namespace' object has no attribute '" + name + "'";
-    switch (r.op) {
-      case kNsSet:
-        n.values[name] = r.b;
-        return ok();
-      case kNsGet: {
-        auto it = n.values.find(name);
-        if (it == n.values.end()) return fail(kAttributeError, missing);
-        return value(it->second);
-      }
-      case kNsDel:
-        if (n.values.erase(name) == 0) return fail(kAttributeError, missing);
-        return ok();
-      default:
-        return fail(kValueError, "not a Namespace operation");
-    }
-  }
-
-  std::mutex mutex_;
-  std::unordered_map<std::uint64_t, Object> objects_;
-  std::uint64_t next_ = 1;
-};
-
-// Answers requests from `in` on `out` until the end of the stream or a shutdown request.
-template <class Link>
-bool answer(Server& server, Link& link, std::atomic<bool>& stop, int listener_fd) {
-  for (;;) {
-    const auto request = link.template recv<ManagerRequest>();
-    if (request.op == kShutdown) {
-      link.send(ManagerResponse{});
-      stop = true;
-      platform::shutdown_socket(listener_fd);  // wakes the accept loop
-      return false;
-    }
-    if (request.op == kAttachPipe) return true;  // the caller moves to the pipe
-    link.send(server.handle(request));
-  }
+std::string address_key(const Address& a) {
+  return (a.is_tcp() ? "tcp:" : "unix:") + a.to_string();
 }
 
-// One client: requests on its socket until it attaches a shared-memory Pipe, then on the pipe.
-// The end of either stream (the client closed or died) ends this thread; the server goes on
-// serving the others.
-void serve(Server& server, SocketConnection conn, std::atomic<bool>& stop, int listener_fd) {
-  try {
-    if (!answer(server, conn, stop, listener_fd)) return;
-  } catch (const std::exception&) {
-    return;
-  }
-  // kAttachPipe: open the client's named pipe, say whether that worked, and serve it.
-  std::optional<Connection> pipe;
-  try {
-    // The request is read again by the loop above only up to the op; the name follows here.
-    const auto name = conn.recv<std::string>();
-    pipe.emplace(Connection::open(name));
-    // Both ends are mapped: the name is not needed any more. Removed here, it cannot be left
-    // behind by a client that ends without running destructors (a Process child's _exit).
-    (void)platform::unlink_named("/" + name);
-    conn.send(ManagerResponse{});
-  } catch (const std::exception& e) {
-    try {
-      ManagerResponse no;
-      no.status = kValueError;
-      no.message = e.what();
-      conn.send(no);
-      (void)answer(server, conn, stop, listener_fd);  // the client stays on the socket
-    } catch (const std::exception&) {
-    }
-    return;
-  }
-  try {
-    (void)answer(server, *pipe, stop, listener_fd);
-  } catch (const std::exception&) {
-  }
+// An address for a message: an abstract name's leading NUL as '@', as ss(8) prints it.
+std::string printable(const Address& a) {
+  std::string s = a.to_string();
+  if (!a.is_tcp() && !s.empty() && s[0] == '\0') s[0] = '@';
+  return s;
 }
-
-}  // namespace
-
-// The server process's main.
-void manager_server_main(std::string address, std::string authkey) {
-  Listener listener(Address(address), authkey, 16);
-  Server server;
-  std::atomic<bool> stop{false};
-  while (!stop) {
-    SocketConnection conn;
-    try {
-      conn = listener.accept();
-    } catch (const AuthenticationError&) {
-      continue;  // a wrong key: that client is refused, the others are served
-    } catch (const std::exception&) {
-      if (stop) break;
-      continue;
-    }
-    // The listener's descriptor goes along, so that a shutdown request can wake this accept().
-    std::thread(serve, std::ref(server), std::move(conn), std::ref(stop), listener.fileno()).detach();
-  }
-}
-
-// --- the client side ---------------------------------------------------------------------------
-
-namespace {
 
 // What a thread of a process holds to reach one server: the authenticated socket, and the
 // shared-memory Pipe its calls travel on once attached (nullopt: the socket carries them).
 struct ClientLink {
   SocketConnection socket;
   std::optional<Connection> pipe;
+  ClientLink() = default;
+  ClientLink(const ClientLink&) = delete;
+  ClientLink& operator=(const ClientLink&) = delete;
+  // Closed explicitly: the server's thread waits on the pipe, and only a close (or this process's
+  // end) tells it that this client is gone. A thread's links close when the thread ends.
+  ~ClientLink() {
+    if (pipe) pipe->close();
+  }
 };
 
 // This thread's links, by server address; made again in a new process: a fork child must not
 // share its parent's socket or pipe end.
 struct Connections {
   pid_t pid = 0;
-  std::unordered_map<std::string, std::unique_ptr<ClientLink>> by_address;
+  std::unordered_map<std::string, std::unique_ptr<ClientLink>> by_address;  // by address_key()
 };
 thread_local Connections t_connections;
 
@@ -326,15 +88,19 @@ std::atomic<std::uint64_t> g_pipe_counter{0};
 // When anything fails, the calls stay on the socket.
 void attach_pipe(ClientLink& link) {
   // relaxed: distinct numbers only.
+  // The random part: a server on another machine must not find a pipe of its own by this name.
   const std::string name = "mproc-mgr-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(g_pipe_counter.fetch_add(1, std::memory_order_relaxed));
+                           std::to_string(g_pipe_counter.fetch_add(1, std::memory_order_relaxed)) + "-" +
+                           random_hex(8);
   std::optional<Connection> pipe;
   try {
     pipe.emplace(Connection::create(name, PipeOptions{.capacity = 1U << 16}));
   } catch (const std::exception&) {
     return;
   }
-  link.socket.send(ManagerRequest{0, kAttachPipe, {}, {}, 0});
+  ManagerRequest attach;
+  attach.op = kAttachPipe;
+  link.socket.send(attach);
   link.socket.send(name);
   if (link.socket.recv<ManagerResponse>().status == kOk) link.pipe = std::move(pipe);
 }
@@ -345,18 +111,24 @@ ClientLink& connection_to(const ProxyRef& ref) {
     if (c.pid != 0) forget_parents_links(c);
     c.pid = ::getpid();
   }
-  auto it = c.by_address.find(ref.address);
+  const std::string key = address_key(ref.address);
+  auto it = c.by_address.find(key);
   if (it == c.by_address.end()) {
     auto link = std::make_unique<ClientLink>();
     try {
-      link->socket = Client(Address(ref.address), ref.authkey);
+      link->socket = Client(ref.address, ref.authkey);
     } catch (const OSError& e) {
-      throw ProcessError(std::string("the manager is not running (") + e.what() + ")");
+      throw ProcessError("no manager answers at " + printable(ref.address) + " (" + e.what() + ")");
     }
     attach_pipe(*link);
-    it = c.by_address.emplace(ref.address, std::move(link)).first;
+    it = c.by_address.emplace(key, std::move(link)).first;
   }
   return *it->second;
+}
+
+// This thread's link to a server, closed (a shut-down manager, a connection that failed).
+void forget_link(const Address& address) {
+  t_connections.by_address.erase(address_key(address));
 }
 
 [[noreturn]] void throw_answer(const ManagerResponse& r) {
@@ -367,6 +139,10 @@ ClientLink& connection_to(const ProxyRef& ref) {
       throw KeyError(r.message);
     case kAttributeError:
       throw AttributeError(r.message);
+    case kTypeError:
+      throw TypeError(r.message);
+    case kRemoteError:
+      throw RemoteError(r.type_name, r.message, "the manager's server");
     default:
       throw ValueError(r.message);
   }
@@ -386,10 +162,10 @@ ManagerResponse manager_call(const ProxyRef& ref, ManagerRequest request) {
       response = link.socket.recv<ManagerResponse>();
     }
   } catch (const EOFError&) {
-    t_connections.by_address.erase(ref.address);
+    forget_link(ref.address);
     throw ProcessError("the manager has shut down");
   } catch (const OSError&) {
-    t_connections.by_address.erase(ref.address);
+    forget_link(ref.address);
     throw ProcessError("the manager has shut down");
   }
   if (response.status != kOk) throw_answer(response);
@@ -398,102 +174,234 @@ ManagerResponse manager_call(const ProxyRef& ref, ManagerRequest request) {
 
 }  // namespace detail
 
-// --- Manager -----------------------------------------------------------------------------------
+// --- BaseManager -------------------------------------------------------------------------------
 
-struct Manager::State {
-  std::string address;
+struct BaseManager::State {
+  enum class Mode { initial, listening, serving, started, connected, shut_down };
+
+  State(Address a, std::string key, ManagerOptions o)
+      : address(std::move(a)), authkey(std::move(key)), options(o), creator(::getpid()) {}
+
+  Address address;
   std::string authkey;
-  std::optional<Process> server;
-  pid_t creator = 0;
-  bool shut_down = false;
+  ManagerOptions options;
+  detail::TypeRegistry types;
+  pid_t creator;
+  std::mutex mutex;  // guards mode and serving: shutdown() may come from another thread
+  Mode mode = Mode::initial;
+  std::optional<Listener> listener;              // listen() .. serve_forever()
+  std::shared_ptr<detail::ServerState> serving;  // while serve_forever() runs
+  std::optional<Process> server;                 // start()
 };
 
 namespace {
 
-std::string random_hex(std::size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (auto r = platform::random_bytes(raw.data(), raw.size()); !r) throw_os_error(r.error(), "getrandom");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : raw) {
-    out += kHex[b >> 4];
-    out += kHex[b & 15];
-  }
-  return out;
+// An abstract name: nothing in the file system to clean up, gone with the server.
+Address local_address() {
+  return Address(std::string(1, '\0') + "mproc-manager-" + std::to_string(::getpid()) + "-" +
+                 detail::random_hex(8));
 }
 
 }  // namespace
 
-Manager::Manager(ManagerOptions options) : state_(std::make_unique<State>()) {
-  auto& s = *state_;
-  s.creator = ::getpid();
-  s.authkey = random_hex(32);
-  // An abstract name: nothing in the file system to clean up, gone with the server.
-  s.address = std::string(1, '\0') + "mproc-manager-" + std::to_string(s.creator) + "-" + random_hex(8);
-  ProcessOptions o;
-  o.name = "SyncManager-" + std::to_string(s.creator);
-  o.daemon = true;
-  s.server.emplace(
-      get_context(options.start_method).Process(o, &detail::manager_server_main, s.address, s.authkey));
-  s.server->start();
-  // Ready when it answers: a first connection, retried while the server starts listening.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {
-    try {
-      (void)detail::connection_to(detail::ProxyRef{s.address, s.authkey, 0});
-      break;
-    } catch (const ProcessError&) {
-      if (!s.server->is_alive() || std::chrono::steady_clock::now() > deadline) {
-        s.server->kill();
-        s.server->join();
-        throw ProcessError("the manager's server process did not start");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
+BaseManager::BaseManager(ManagerOptions options)
+    : BaseManager(local_address(), detail::random_hex(32), options) {}
+
+BaseManager::BaseManager(Address address, std::string authkey, ManagerOptions options)
+    : state_(std::make_unique<State>(std::move(address), std::move(authkey), options)) {}
+
+BaseManager::BaseManager(Connected /*unused*/) {}
+
+BaseManager BaseManager::connect(const Address& address, std::string authkey) {
+  BaseManager m{Connected{}};
+  m.state_ = std::make_unique<State>(address, std::move(authkey), ManagerOptions{});
+  (void)detail::connection_to(detail::ProxyRef{address, m.state_->authkey, 0});  // the key is checked now
+  m.state_->mode = State::Mode::connected;
+  return m;
 }
 
-Manager::Manager(Manager&&) noexcept = default;
-Manager& Manager::operator=(Manager&&) noexcept = default;
+BaseManager::BaseManager(BaseManager&&) noexcept = default;
+BaseManager& BaseManager::operator=(BaseManager&& other) noexcept {
+  if (this != &other) {
+    try {
+      shutdown();
+    } catch (const std::exception&) {
+    }
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
 
-Manager::~Manager() {
+BaseManager::~BaseManager() {
+  if (!state_) return;
   try {
-    shutdown();
+    if (state_->mode == State::Mode::connected) {
+      detail::forget_link(state_->address);  // a client does not stop the server
+    } else {
+      shutdown();
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mproc: shutting a manager down failed: %s\n", e.what());
   }
 }
 
-const std::string& Manager::address() const {
-  if (!state_) throw ProcessError("use of a moved-from Manager");
+const Address& BaseManager::address() const {
+  if (!state_) throw ProcessError("use of a moved-from manager");
   return state_->address;
 }
 
-void Manager::check_running() const {
-  if (!state_ || state_->shut_down) throw ProcessError("the manager has shut down");
+void BaseManager::check_running() const {
+  if (!state_) throw ProcessError("use of a moved-from manager");
+  if (state_->mode == State::Mode::shut_down) throw ProcessError("the manager has shut down");
 }
 
-detail::ProxyRef Manager::make(std::uint8_t op) {
+void BaseManager::add_type(std::string type_name, detail::TypeEntry entry) {
   check_running();
-  detail::ProxyRef ref{state_->address, state_->authkey, 0};
-  ref.object = detail::manager_call(ref, {0, op, {}, {}, 0}).number;
+  if (state_->mode != State::Mode::initial) {
+    throw ProcessError(
+        "register_type() comes before the manager serves: its server has its registrations already");
+  }
+  state_->types.insert_or_assign(std::move(type_name), std::move(entry));
+}
+
+detail::ProxyRef BaseManager::make(detail::ManagerRequest request) {
+  check_running();
+  auto& s = *state_;
+  if (s.mode == State::Mode::initial || s.mode == State::Mode::listening) {
+    throw ProcessError("the manager is not running: start() it, serve_forever() it, or connect() to one");
+  }
+  detail::ProxyRef ref{s.address, s.authkey, 0};
+  ref.object = detail::manager_call(ref, std::move(request)).number;
   return ref;
 }
 
-void Manager::shutdown() {
-  if (!state_ || state_->shut_down) return;
+Address BaseManager::listen() {
+  check_running();
   auto& s = *state_;
-  s.shut_down = true;
-  if (s.creator != ::getpid()) return;  // a fork child's copy: the server is its parent's
+  std::lock_guard lock(s.mutex);
+  if (s.mode != State::Mode::initial) throw ProcessError("Already started server");
+  s.listener.emplace(s.address, std::nullopt, 128);  // the handshake runs in each connection's thread
+  s.address = s.listener->address();
+  s.mode = State::Mode::listening;
+  return s.address;
+}
+
+void BaseManager::serve_forever() {
+  check_running();
+  auto& s = *state_;
+  if (s.mode == State::Mode::initial) (void)listen();
+  std::shared_ptr<detail::ServerState> state;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.mode != State::Mode::listening) throw ProcessError("Already started server");
+    state = std::make_shared<detail::ServerState>(s.types, s.options.max_request);
+    s.serving = state;
+    s.mode = State::Mode::serving;
+  }
+  state->serve(*s.listener, s.authkey);
+  std::lock_guard lock(s.mutex);
+  s.listener.reset();
+  s.serving.reset();
+  s.mode = State::Mode::shut_down;
+}
+
+namespace {
+
+// A server process started with spawn or forkserver: only built-in types.
+void server_process_main(Address address, std::string authkey, std::size_t max_request, Connection report) {
+  detail::run_server(address, authkey, {}, max_request, std::move(report));
+}
+
+}  // namespace
+
+void BaseManager::start() {
+  check_running();
+  auto& s = *state_;
+  std::lock_guard lock(s.mutex);
+  if (s.mode != State::Mode::initial) throw ProcessError("Already started server");
+  std::optional<StartMethod> method = s.options.start_method;
+  if (!s.types.empty()) {
+    if (method && *method != StartMethod::fork) {
+      throw ProcessError(
+          "a manager with registered types starts its server with the fork start method: a "
+          "spawned server could not rebuild the registrations");
+    }
+    method = StartMethod::fork;
+  }
+  auto [report_in, report_out] = Pipe(false);
+  ProcessOptions o;
+  o.name = "SyncManager-" + std::to_string(s.creator);
+  o.daemon = true;
+  const auto context = get_context(method);
+  if (s.types.empty()) {
+    s.server.emplace(context.Process(o, &server_process_main, s.address, s.authkey, s.options.max_request,
+                                     std::move(report_out)));
+  } else {
+    // fork: the child has a copy of the registrations.
+    s.server.emplace(context.Process(o, [&s, out = std::move(report_out)]() mutable {
+      detail::run_server(s.address, s.authkey, s.types, s.options.max_request, std::move(out));
+    }));
+  }
+  s.server->start();
+  report_out.close();
+  // The child reports the address it bound, or why it could not bind.
+  std::optional<std::variant<Address, std::string>> report;
   try {
-    (void)detail::manager_call({s.address, s.authkey, 0}, {0, detail::kShutdown, {}, {}, 0});
+    if (report_in.poll(std::chrono::seconds(20)))
+      report = report_in.recv<std::variant<Address, std::string>>();
   } catch (const std::exception&) {
   }
-  detail::t_connections.by_address.erase(s.address);
+  if (!report || report->index() == 1) {
+    s.server->kill();
+    s.server->join();
+    s.server.reset();
+    throw ProcessError("the manager's server process did not start" +
+                       (report ? ": " + std::get<std::string>(*report) : std::string()));
+  }
+  s.address = std::get<Address>(*report);
+  s.mode = State::Mode::started;
+}
+
+void BaseManager::shutdown() {
+  if (!state_) return;
+  auto& s = *state_;
+  std::unique_lock lock(s.mutex);
+  const auto mode = std::exchange(s.mode, State::Mode::shut_down);
+  switch (mode) {
+    case State::Mode::listening:
+      s.listener.reset();
+      return;
+    case State::Mode::serving:
+      s.mode = State::Mode::serving;  // serve_forever() marks the end itself
+      s.serving->stop();
+      return;
+    case State::Mode::connected:
+      detail::forget_link(s.address);
+      return;
+    case State::Mode::started:
+      break;
+    default:
+      return;
+  }
+  if (s.creator != ::getpid()) return;  // a fork child's copy: the server is its parent's
+  lock.unlock();
+  try {
+    detail::ManagerRequest request;
+    request.op = detail::kShutdown;
+    (void)detail::manager_call({s.address, s.authkey, 0}, request);
+  } catch (const std::exception&) {
+  }
+  detail::forget_link(s.address);
   if (!s.server->join(std::chrono::seconds(5))) {
     s.server->kill();
     s.server->join();
   }
+}
+
+// --- Manager -----------------------------------------------------------------------------------
+
+Manager::Manager(ManagerOptions options) : BaseManager(options) {
+  start();
 }
 
 }  // namespace mproc
