@@ -50,6 +50,10 @@ grep -q '^error_callback: std::invalid_argument: negative: -1 (raised in .*PoolW
 out=$(timeout 60 "$dir/seed001_manager" 2>&1)
 [[ $out =~ ^Result:\ \[\'Process-[0-9]+\'(,\ \'Process-[0-9]+\'){3}\]$ ]] || fail "seed001 Manager: four names in the shared list"
 
+out=$(timeout 60 "$dir/remote_manager" 2>&1) || fail "remote_manager: exit status $?"
+expected=$'got: hello\na wrong key: digest sent was rejected'
+[[ $out == "$expected" ]] || fail "remote_manager: the getter gets what the putter put; a wrong key is refused"
+
 out=$(timeout 60 "$dir/seed003_process_list" 2>&1)
 [[ $(count 'finished task') == 5 ]] || fail "seed003: five tasks finish"
 [[ $(count 'stopped exitcode=0>') == 5 ]] || fail "seed003: five joined processes"

@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -316,6 +317,59 @@ TEST(BaseManager, ADeadServerFailsItsClientsCalls) {
   expect_error<mproc::ProcessError>([&] { c.add(1); }, "the manager has shut down");
   expect_error_starting<mproc::ProcessError>([&] { c.add(1); },
                                              "no manager answers at " + address.to_string() + " (");
+}
+
+// A method that takes its time, so that a client can die while it runs.
+struct Slow {
+  int sleep_ms(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  }
+};
+
+void call_slowly(mproc::Address address, std::string key) {
+  auto remote = mproc::BaseManager::connect(address, key);
+  (void)remote.create("Slow").call<int>("sleep_ms", 5000);
+}
+
+// A client killed while the server runs its call (on its shared-memory pipe), and one that closes
+// its socket while the server runs its call: the server answers into the void and serves on.
+TEST(BaseManager, AClientThatDiesMidCallDoesNotStopTheServer) {
+  auto server = counter_server();
+  server.register_type<Slow>("Slow", mproc::Methods<Slow>().def("sleep_ms", &Slow::sleep_ms).concurrent());
+  ServerThread serving(server);
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  auto c = remote.create<CounterProxy>("Counter");
+
+  mproc_test::Children children;
+  auto& caller = children.start(mproc::get_context(mproc::StartMethod::forkserver)
+                                    .Process(call_slowly, serving.address(), std::string("secret")));
+  std::this_thread::sleep_for(300ms);  // most likely inside sleep_ms by now (the test holds either way)
+  caller.kill();
+  ASSERT_TRUE(caller.join(20s));
+
+  // On a bare socket (no pipe): create, call, and hang up before the answer.
+  auto raw = mproc::Client(serving.address(), "secret");
+  mproc::detail::ManagerRequest create;
+  create.op = mproc::detail::kCreate;
+  create.name = "Slow";
+  create.a = mproc::dumps(std::tuple<>());
+  create.signature = mproc::detail::call_signature<void>();
+  raw.send(create);
+  const auto made = raw.recv<mproc::detail::ManagerResponse>();
+  ASSERT_EQ(made.status, 0) << made.message;
+  mproc::detail::ManagerRequest call;
+  call.op = mproc::detail::kCall;
+  call.object = made.number;
+  call.name = "sleep_ms";
+  call.a = mproc::dumps(std::tuple<int>(200));
+  call.signature = mproc::detail::call_signature<int, int>();
+  raw.send(call);
+  raw.close();
+  std::this_thread::sleep_for(400ms);  // the answer has been sent to a closed socket by now
+
+  c.add(3);
+  EXPECT_EQ(c.value(), 3);
 }
 
 std::size_t threads_in_this_process() {
