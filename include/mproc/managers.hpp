@@ -32,6 +32,7 @@
 // Value and the others are mproc's own shared objects (see Manager below).
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -444,8 +445,11 @@ class MPROC_API BaseManager {
   /// `authkey`. Nothing runs yet.
   BaseManager(Address address, std::string authkey, ManagerOptions options = {});
   /// Connects to a running server (CPython's manager.connect()); AuthenticationError for a wrong
-  /// key, ProcessError when nothing answers at the address.
-  static BaseManager connect(const Address& address, std::string authkey);
+  /// key, ProcessError when nothing answers at the address, or when what answers does not
+  /// complete the handshake within `timeout` (this connection's; the links that proxies open
+  /// later, in other threads and processes, allow 20 s).
+  static BaseManager connect(const Address& address, std::string authkey,
+                             std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
   BaseManager(BaseManager&&) noexcept;
   BaseManager& operator=(BaseManager&&) noexcept;

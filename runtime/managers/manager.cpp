@@ -105,7 +105,8 @@ void attach_pipe(ClientLink& link) {
   if (link.socket.recv<ManagerResponse>().status == kOk) link.pipe = std::move(pipe);
 }
 
-ClientLink& connection_to(const ProxyRef& ref) {
+ClientLink& connection_to(const ProxyRef& ref,
+                          std::chrono::milliseconds handshake_timeout = kHandshakeTimeout) {
   Connections& c = t_connections;
   if (c.pid != ::getpid()) {
     if (c.pid != 0) forget_parents_links(c);
@@ -116,11 +117,25 @@ ClientLink& connection_to(const ProxyRef& ref) {
   if (it == c.by_address.end()) {
     auto link = std::make_unique<ClientLink>();
     try {
-      link->socket = Client(ref.address, ref.authkey);
+      link->socket = Client(ref.address);
     } catch (const OSError& e) {
       throw ProcessError("no manager answers at " + printable(ref.address) + " (" + e.what() + ")");
     }
-    attach_pipe(*link);
+    // The handshake and the move to a pipe have a time limit: something that accepts connections
+    // at that address but never answers must not hang this caller. AuthenticationError passes.
+    try {
+      (void)platform::set_receive_timeout(link->socket.fileno(), handshake_timeout);
+      answer_challenge(link->socket, ref.authkey);
+      deliver_challenge(link->socket, ref.authkey);
+      attach_pipe(*link);
+      (void)platform::set_receive_timeout(link->socket.fileno(), std::chrono::milliseconds(0));
+    } catch (const OSError& e) {
+      throw ProcessError("the manager at " + printable(ref.address) + " did not complete the handshake (" +
+                         e.what() + ")");
+    } catch (const EOFError& e) {
+      throw ProcessError("the manager at " + printable(ref.address) + " did not complete the handshake (" +
+                         e.what() + ")");
+    }
     it = c.by_address.emplace(key, std::move(link)).first;
   }
   return *it->second;
@@ -212,10 +227,12 @@ BaseManager::BaseManager(Address address, std::string authkey, ManagerOptions op
 
 BaseManager::BaseManager(Connected /*unused*/) {}
 
-BaseManager BaseManager::connect(const Address& address, std::string authkey) {
+BaseManager BaseManager::connect(const Address& address, std::string authkey,
+                                 std::chrono::milliseconds timeout) {
   BaseManager m{Connected{}};
   m.state_ = std::make_unique<State>(address, std::move(authkey), ManagerOptions{});
-  (void)detail::connection_to(detail::ProxyRef{address, m.state_->authkey, 0});  // the key is checked now
+  (void)detail::connection_to(detail::ProxyRef{address, m.state_->authkey, 0},
+                              timeout);  // the key is checked now
   m.state_->mode = State::Mode::connected;
   return m;
 }

@@ -433,8 +433,11 @@ void serve_connection(const std::shared_ptr<ServerState>& state, SocketConnectio
                       const std::string& authkey) {
   const Tracked tracked(*state, conn.fileno());
   try {
+    // A client that connects and says nothing gives up this thread after the time limit.
+    (void)platform::set_receive_timeout(conn.fileno(), kHandshakeTimeout);
     deliver_challenge(conn, authkey);
     answer_challenge(conn, authkey);
+    (void)platform::set_receive_timeout(conn.fileno(), std::chrono::milliseconds(0));
     if (!answer(*state, conn)) return;
   } catch (const std::exception&) {
     return;

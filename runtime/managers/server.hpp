@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -27,6 +28,10 @@ enum ManagerStatus : std::uint8_t {
   kTypeError,
   kRemoteError,
 };
+
+/// How long either side of a new connection waits for the other during the handshake (and a
+/// client for its pipe to be attached).
+inline constexpr std::chrono::milliseconds kHandshakeTimeout{20000};
 
 using TypeRegistry = std::map<std::string, TypeEntry, std::less<>>;
 

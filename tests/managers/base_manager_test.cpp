@@ -372,6 +372,17 @@ TEST(BaseManager, AClientThatDiesMidCallDoesNotStopTheServer) {
   EXPECT_EQ(c.value(), 3);
 }
 
+// Something that accepts connections at the address but never speaks: connect() gives up after
+// its time limit instead of hanging.
+TEST(BaseManager, ASilentServerDoesNotHangTheClient) {
+  mproc::Listener mute({"127.0.0.1", 0});  // never accept()s: connections wait in its backlog
+  const auto start = std::chrono::steady_clock::now();
+  expect_error_starting<mproc::ProcessError>(
+      [&] { (void)mproc::BaseManager::connect(mute.address(), "secret", 200ms); },
+      "the manager at " + mute.address().to_string() + " did not complete the handshake (");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
 std::size_t threads_in_this_process() {
   std::size_t n = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;

@@ -189,6 +189,14 @@ Expected<std::size_t> recv_some(int fd, void* data, std::size_t size) noexcept {
   }
 }
 
+Expected<void> set_receive_timeout(int fd, std::chrono::milliseconds timeout) noexcept {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) return unexpected_errno(errno);
+  return {};
+}
+
 Expected<void> random_bytes(void* data, std::size_t size) noexcept {
   return whole(data, size, [](char* p, std::size_t n) { return ::getrandom(p, n, 0); });
 }

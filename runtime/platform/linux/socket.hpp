@@ -2,6 +2,7 @@
 // for authentication challenges. Every call retries EINTR; sends never raise SIGPIPE.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -30,6 +31,8 @@ Expected<UniqueFd> connect_unix(const std::string& path) noexcept;
 Expected<void> send_all(int fd, const void* data, std::size_t size) noexcept;
 /// recv(2) of at most size bytes; 0 at end of stream.
 Expected<std::size_t> recv_some(int fd, void* data, std::size_t size) noexcept;
+/// SO_RCVTIMEO: a recv(2) that waits longer fails with EAGAIN; zero waits without limit again.
+Expected<void> set_receive_timeout(int fd, std::chrono::milliseconds timeout) noexcept;
 /// getrandom(2).
 Expected<void> random_bytes(void* data, std::size_t size) noexcept;
 /// shutdown(2) of both directions: wakes a thread blocked in accept() or recv() on it.
