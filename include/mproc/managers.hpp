@@ -20,7 +20,7 @@
 //   // elsewhere:
 //   auto remote = mproc::BaseManager::connect({"server-host", 50000}, "secret");
 //   mproc::BaseProxy counter = remote.create("Counter");
-//   counter.call<void>("add", 5);  int v = counter.call<int>("value");
+//   counter.call("add", 5L);  long v = counter.call<long>("value");   // Counter::add(long)
 //
 // How it works (docs/managers.md): a client connects over a socket (CPython's handshake,
 // mproc/listener.hpp), then, when the server is on the same machine, carries its calls on a
@@ -143,11 +143,13 @@ T decode_value(const std::vector<std::byte>& bytes) {
 
 // --- calls to registered types ----------------------------------------------------------------
 
-/// The type an argument travels as: string literals and views as std::string, the rest as
-/// themselves without cv or reference.
+/// The type an argument travels as: string literals, C strings and std::string_view as
+/// std::string, the rest as themselves without cv or reference (a type with a codec of its own
+/// travels as itself, even if it converts to a string).
 template <class A>
-using wire_t = std::conditional_t<std::is_convertible_v<std::decay_t<A>, std::string_view> &&
-                                      !std::is_same_v<std::remove_cvref_t<A>, std::string>,
+using wire_t = std::conditional_t<std::is_same_v<std::decay_t<A>, const char*> ||
+                                      std::is_same_v<std::decay_t<A>, char*> ||
+                                      std::is_same_v<std::remove_cvref_t<A>, std::string_view>,
                                   std::string, std::remove_cvref_t<A>>;
 
 /// What both ends compare before a call: the argument types and the result type, as the
@@ -230,6 +232,8 @@ std::string signature_of(type_list<A...> /*unused*/) {
 
 template <class First, class... Rest>
 type_list<Rest...> drop_first(type_list<First, Rest...> /*unused*/);
+template <class First, class... Rest>
+First first_of(type_list<First, Rest...> /*unused*/);
 
 }  // namespace detail
 
@@ -386,7 +390,9 @@ class BaseProxy {
 ///
 /// The server calls one object's methods one at a time (a mutex per object) unless concurrent():
 /// for a type that synchronizes itself, such as a queue whose get() waits for another client's
-/// put(). Every parameter and result must be serializable (mproc/codec.hpp).
+/// put(). Every parameter and result must be serializable (mproc/codec.hpp). The callables
+/// themselves are shared by all objects and may run in several server threads at once (calls on
+/// different objects); a factory runs one call at a time.
 template <class T>
 class Methods {
  public:
@@ -401,6 +407,9 @@ class Methods {
             return detail::decode_and_call<R>(Params{}, args, f, *static_cast<T*>(self));
           }};
     } else {
+      using Self = decltype(detail::first_of(typename Shape::params{}));
+      static_assert(std::is_lvalue_reference_v<Self> && std::is_same_v<std::remove_cvref_t<Self>, T>,
+                    "a method given as a callable takes the object first, as T& or const T& (not a copy)");
       using Params = decltype(detail::drop_first(typename Shape::params{}));
       entries_[std::move(name)] = detail::MethodEntry{
           detail::signature_of<R>(Params{}), [f](void* self, detail::CallArgs args) mutable {

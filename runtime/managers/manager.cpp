@@ -105,13 +105,19 @@ void attach_pipe(ClientLink& link) {
   if (link.socket.recv<ManagerResponse>().status == kOk) link.pipe = std::move(pipe);
 }
 
-ClientLink& connection_to(const ProxyRef& ref,
-                          std::chrono::milliseconds handshake_timeout = kHandshakeTimeout) {
+// This thread's links, after forgetting (not closing) the ones a fork child inherited.
+Connections& this_process_connections() {
   Connections& c = t_connections;
   if (c.pid != ::getpid()) {
     if (c.pid != 0) forget_parents_links(c);
     c.pid = ::getpid();
   }
+  return c;
+}
+
+ClientLink& connection_to(const ProxyRef& ref,
+                          std::chrono::milliseconds handshake_timeout = kHandshakeTimeout) {
+  Connections& c = this_process_connections();
   const std::string key = address_key(ref.address);
   auto it = c.by_address.find(key);
   if (it == c.by_address.end()) {
@@ -143,7 +149,8 @@ ClientLink& connection_to(const ProxyRef& ref,
 
 // This thread's link to a server, closed (a shut-down manager, a connection that failed).
 void forget_link(const Address& address) {
-  t_connections.by_address.erase(address_key(address));
+  Connections& c = this_process_connections();
+  c.by_address.erase(address_key(address));
 }
 
 [[noreturn]] void throw_answer(const ManagerResponse& r) {
@@ -269,11 +276,13 @@ const Address& BaseManager::address() const {
 
 void BaseManager::check_running() const {
   if (!state_) throw ProcessError("use of a moved-from manager");
+  std::lock_guard lock(state_->mutex);
   if (state_->mode == State::Mode::shut_down) throw ProcessError("the manager has shut down");
 }
 
 void BaseManager::add_type(std::string type_name, detail::TypeEntry entry) {
   check_running();
+  std::lock_guard lock(state_->mutex);
   if (state_->mode != State::Mode::initial) {
     throw ProcessError(
         "register_type() comes before the manager serves: its server has its registrations already");
@@ -284,10 +293,14 @@ void BaseManager::add_type(std::string type_name, detail::TypeEntry entry) {
 detail::ProxyRef BaseManager::make(detail::ManagerRequest request) {
   check_running();
   auto& s = *state_;
-  if (s.mode == State::Mode::initial || s.mode == State::Mode::listening) {
-    throw ProcessError("the manager is not running: start() it, serve_forever() it, or connect() to one");
+  detail::ProxyRef ref;
+  {
+    std::lock_guard lock(s.mutex);
+    if (s.mode == State::Mode::initial || s.mode == State::Mode::listening) {
+      throw ProcessError("the manager is not running: start() it, serve_forever() it, or connect() to one");
+    }
+    ref = detail::ProxyRef{s.address, s.authkey, 0};
   }
-  detail::ProxyRef ref{s.address, s.authkey, 0};
   ref.object = detail::manager_call(ref, std::move(request)).number;
   return ref;
 }
@@ -304,22 +317,38 @@ Address BaseManager::listen() {
 }
 
 void BaseManager::serve_forever() {
-  check_running();
+  if (!state_) throw ProcessError("use of a moved-from manager");
   auto& s = *state_;
-  if (s.mode == State::Mode::initial) (void)listen();
   std::shared_ptr<detail::ServerState> state;
   {
     std::lock_guard lock(s.mutex);
-    if (s.mode != State::Mode::listening) throw ProcessError("Already started server");
+    switch (s.mode) {
+      case State::Mode::initial:
+        s.listener.emplace(s.address, std::nullopt, 128);
+        s.address = s.listener->address();
+        break;
+      case State::Mode::listening:
+        break;
+      case State::Mode::shut_down:
+        return;  // shut down before it served (from another thread): nothing to serve
+      default:
+        throw ProcessError("Already started server");
+    }
     state = std::make_shared<detail::ServerState>(s.types, s.options.max_request);
     s.serving = state;
     s.mode = State::Mode::serving;
   }
+  // However serving ends, the manager is shut down afterwards.
+  struct Finish {
+    State& s;
+    ~Finish() {
+      std::lock_guard lock(s.mutex);
+      s.listener.reset();
+      s.serving.reset();
+      s.mode = State::Mode::shut_down;
+    }
+  } finish{s};
   state->serve(*s.listener, s.authkey);
-  std::lock_guard lock(s.mutex);
-  s.listener.reset();
-  s.serving.reset();
-  s.mode = State::Mode::shut_down;
 }
 
 namespace {
@@ -361,11 +390,19 @@ void BaseManager::start() {
   }
   s.server->start();
   report_out.close();
-  // The child reports the address it bound, or why it could not bind.
+  // The child reports the address it bound, or why it could not bind. The Process keeps a copy
+  // of the write end (its arguments) until it is joined, so a child that dies first is noticed
+  // by asking whether it is alive, not by the end of the pipe.
   std::optional<std::variant<Address, std::string>> report;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   try {
-    if (report_in.poll(std::chrono::seconds(20)))
-      report = report_in.recv<std::variant<Address, std::string>>();
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (report_in.poll(std::chrono::milliseconds(50))) {
+        report = report_in.recv<std::variant<Address, std::string>>();
+        break;
+      }
+      if (!s.server->is_alive()) break;
+    }
   } catch (const std::exception&) {
   }
   if (!report || report->index() == 1) {

@@ -6,10 +6,12 @@
 // waiting method holds up only callers of the same object.
 #include "managers/server.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -164,14 +166,22 @@ class ObjectTable {
     }
     std::shared_ptr<void> made;
     auto response = guarded(r.name + "()", [&] {
+      // One factory call at a time: a factory may keep state (a counter, a cache) of its own.
+      std::lock_guard serialized(factories_);
       made = entry.make(r.a);
       return ManagerResponse{};
     });
     if (response.status != kOk) return response;
-    UserObject object{std::move(made), &entry, r.name,
-                      entry.concurrent ? nullptr : std::make_shared<std::mutex>()};
     std::lock_guard lock(mutex_);
-    return created(std::move(object));
+    // One mutex per C++ object, not per id: a factory that returns the same object every time
+    // (a shared queue) gives one object behind many ids, and its calls must still go one by one.
+    std::shared_ptr<std::mutex> calls;
+    if (!entry.concurrent) {
+      auto& shared = object_mutexes_[made.get()];
+      if (!shared) shared = std::make_shared<std::mutex>();
+      calls = shared;
+    }
+    return created(UserObject{std::move(made), &entry, r.name, std::move(calls)});
   }
 
   ManagerResponse call(const ManagerRequest& r) {
@@ -337,7 +347,10 @@ class ObjectTable {
   }
 
   const TypeRegistry types_;  // not changed while serving
-  std::mutex mutex_;
+  std::mutex factories_;
+  std::mutex mutex_;  // guards what follows
+  std::unordered_map<const void*, std::shared_ptr<std::mutex>>
+      object_mutexes_;  // objects live until shutdown
   std::unordered_map<std::uint64_t, Object> objects_;
   std::uint64_t next_ = 1;
 };
@@ -365,15 +378,29 @@ void ServerState::stop() noexcept {
   for (int fd : live_) platform::shutdown_socket(fd);              // wakes each connection's recv
 }
 
-void ServerState::track(int fd) {
+std::optional<int> ServerState::admit(int fd) {
   std::lock_guard lock(mutex_);
-  live_.insert(fd);
-  if (stopped()) platform::shutdown_socket(fd);
+  if (handshaking_ >= kMaxHandshakes) return std::nullopt;
+  const int duplicate = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (duplicate < 0) return std::nullopt;
+  live_.insert(duplicate);
+  ++running_;
+  ++handshaking_;
+  if (stopped()) platform::shutdown_socket(duplicate);
+  return duplicate;
 }
 
-void ServerState::untrack(int fd) {
+void ServerState::authenticated() noexcept {
   std::lock_guard lock(mutex_);
-  live_.erase(fd);
+  --handshaking_;
+}
+
+void ServerState::leave(int duplicate, bool was_authenticated) noexcept {
+  std::lock_guard lock(mutex_);
+  live_.erase(duplicate);
+  ::close(duplicate);
+  if (!was_authenticated) --handshaking_;
+  if (--running_ == 0) idle_.notify_all();
 }
 
 namespace {
@@ -392,10 +419,10 @@ bool wait_for_request(ServerState& state, Connection& pipe) {
   while (!pipe.poll(std::chrono::milliseconds(100))) {
     if (state.stopped()) return false;
   }
-  return true;
+  return !state.stopped();  // a client calling in a loop is never idle for 100 ms
 }
-bool wait_for_request(ServerState& /*state*/, SocketConnection& /*socket*/) {
-  return true;
+bool wait_for_request(ServerState& state, SocketConnection& /*socket*/) {
+  return !state.stopped();
 }
 
 // Answers requests on `link` until the end of the stream, an error, or a shutdown request.
@@ -415,29 +442,37 @@ bool answer(ServerState& state, Link& link) {
   }
 }
 
-// Stops tracking a connection's socket before it is closed (a later stop() must not shut down a
-// descriptor number that something else has opened since).
-struct Tracked {
-  ServerState& state;
-  int fd;
-  Tracked(ServerState& s, int f) : state(s), fd(f) { state.track(fd); }
-  ~Tracked() { state.untrack(fd); }
-  Tracked(const Tracked&) = delete;
-  Tracked& operator=(const Tracked&) = delete;
+// A connection's place in the server's bookkeeping, for as long as its thread runs.
+class Admitted {
+ public:
+  Admitted(ServerState& state, int duplicate) : state_(state), duplicate_(duplicate) {}
+  ~Admitted() { state_.leave(duplicate_, authenticated_); }
+  Admitted(const Admitted&) = delete;
+  Admitted& operator=(const Admitted&) = delete;
+  void authenticated() {
+    state_.authenticated();
+    authenticated_ = true;
+  }
+
+ private:
+  ServerState& state_;
+  int duplicate_;
+  bool authenticated_ = false;
 };
 
 // One client: the handshake, then requests on its socket until it attaches a shared-memory
 // Pipe, then on the pipe. The end of either stream (the client closed or died), a malformed or
 // oversized request, or a wrong key ends this thread; the server goes on serving the others.
 void serve_connection(const std::shared_ptr<ServerState>& state, SocketConnection conn,
-                      const std::string& authkey) {
-  const Tracked tracked(*state, conn.fileno());
+                      const std::string& authkey, int duplicate) {
+  Admitted admitted(*state, duplicate);
   try {
     // A client that connects and says nothing gives up this thread after the time limit.
     (void)platform::set_receive_timeout(conn.fileno(), kHandshakeTimeout);
     deliver_challenge(conn, authkey);
     answer_challenge(conn, authkey);
     (void)platform::set_receive_timeout(conn.fileno(), std::chrono::milliseconds(0));
+    admitted.authenticated();
     if (!answer(*state, conn)) return;
   } catch (const std::exception&) {
     return;
@@ -445,7 +480,7 @@ void serve_connection(const std::shared_ptr<ServerState>& state, SocketConnectio
   // kAttachPipe: open the client's named pipe, say whether that worked, and serve it.
   std::optional<Connection> pipe;
   try {
-    const auto name = conn.recv<std::string>();
+    const auto name = loads<std::string>(conn.recv_bytes(256));
     if (name.rfind("mproc-mgr-", 0) != 0) throw ValueError("not a manager pipe's name");
     pipe.emplace(Connection::open(name));
     // Both ends are mapped: the name is not needed any more. Removed here, it cannot be left
@@ -486,11 +521,18 @@ void ServerState::serve(Listener& listener, const std::string& authkey) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // out of descriptors: wait a little
       continue;
     }
-    // The thread keeps the state alive, and has its own copy of the key.
-    std::thread(serve_connection, shared_from_this(), std::move(conn), authkey).detach();
+    const auto duplicate = admit(conn.fileno());
+    if (!duplicate) continue;  // too many handshakes under way: this one is dropped (closed)
+    try {
+      // The thread keeps the state alive, and has its own copy of the key.
+      std::thread(serve_connection, shared_from_this(), std::move(conn), authkey, *duplicate).detach();
+    } catch (const std::system_error&) {
+      leave(*duplicate, false);  // no thread to be had: this connection is dropped
+    }
   }
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   listener_fd_ = -1;
+  idle_.wait(lock, [&] { return running_ == 0; });
 }
 
 void run_server(const Address& address, const std::string& authkey, TypeRegistry types,

@@ -5,10 +5,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -33,12 +35,15 @@ enum ManagerStatus : std::uint8_t {
 /// client for its pipe to be attached).
 inline constexpr std::chrono::milliseconds kHandshakeTimeout{20000};
 
+/// How many connections may be in their handshake at once; more are dropped at once (a flood of
+/// silent connections then costs 64 threads for 20 s, not the server).
+inline constexpr int kMaxHandshakes = 64;
+
 using TypeRegistry = std::map<std::string, TypeEntry, std::less<>>;
 
 class ObjectTable;
 
-/// What the serving threads share; kept alive by each of them, so a thread still finishing a call
-/// after serve_forever() returned touches nothing freed.
+/// What the serving threads share; kept alive by each of them.
 class ServerState : public std::enable_shared_from_this<ServerState> {
  public:
   ServerState(TypeRegistry types, std::size_t max_request);
@@ -46,8 +51,10 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   ServerState(const ServerState&) = delete;
   ServerState& operator=(const ServerState&) = delete;
 
-  /// Serves `listener` until stop() (the object must be owned by a std::shared_ptr): a thread per connection,
-  /// each authenticated with `authkey` (in that thread, so a silent client cannot hold up the others).
+  /// Serves `listener` until stop() (the object must be owned by a std::shared_ptr): a thread per
+  /// connection, each authenticated with `authkey` in that thread, so a silent client cannot hold
+  /// up the others. Returns when every connection's thread has ended (a method that never
+  /// returns keeps it waiting).
   void serve(Listener& listener, const std::string& authkey);
   /// Makes serve() return and ends every connection; callable from any thread, idempotent.
   void stop() noexcept;
@@ -57,16 +64,25 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   ManagerResponse handle(const ManagerRequest& request);
   [[nodiscard]] std::size_t max_request() const noexcept { return max_request_; }
 
-  /// Connections that stop() must end (their socket descriptors).
-  void track(int fd);
-  void untrack(int fd);
+  /// A new connection's bookkeeping: nullopt when too many connections are still in their
+  /// handshake (the caller drops this one). Otherwise a duplicate of its descriptor, which stop()
+  /// shuts down (a duplicate, so that the number stays this connection's even after the
+  /// connection's own descriptor is closed), and the connection counts as running.
+  std::optional<int> admit(int fd);
+  /// The connection passed its handshake.
+  void authenticated() noexcept;
+  /// The connection's thread ends: closes the duplicate; the last one wakes serve().
+  void leave(int duplicate, bool was_authenticated) noexcept;
 
  private:
   std::unique_ptr<ObjectTable> objects_;
   std::atomic<bool> stop_{false};
-  std::mutex mutex_;  // guards listener_fd_ and live_
+  std::mutex mutex_;  // guards what follows
+  std::condition_variable idle_;
   int listener_fd_ = -1;
-  std::set<int> live_;
+  std::set<int> live_;   // the duplicates of the connections' descriptors
+  int running_ = 0;      // connection threads
+  int handshaking_ = 0;  // of which not yet authenticated
   std::size_t max_request_;
 };
 
