@@ -400,7 +400,33 @@ void ServerState::leave(int duplicate, bool was_authenticated) noexcept {
   live_.erase(duplicate);
   ::close(duplicate);
   if (!was_authenticated) --handshaking_;
+  finished_.push_back(std::this_thread::get_id());
   if (--running_ == 0) idle_.notify_all();
+}
+
+void ServerState::reap(bool all) {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard lock(mutex_);
+    if (all) {
+      for (auto& [id, t] : threads_) done.push_back(std::move(t));
+      threads_.clear();
+      finished_.clear();
+    } else {
+      std::vector<std::thread::id> not_yet;  // finished before serve() filed its thread
+      for (const auto id : finished_) {
+        auto it = threads_.find(id);
+        if (it == threads_.end()) {
+          not_yet.push_back(id);
+          continue;
+        }
+        done.push_back(std::move(it->second));
+        threads_.erase(it);
+      }
+      finished_ = std::move(not_yet);
+    }
+  }
+  for (auto& t : done) t.join();  // each has left(): only its exit is still to come
 }
 
 namespace {
@@ -521,18 +547,25 @@ void ServerState::serve(Listener& listener, const std::string& authkey) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));  // out of descriptors: wait a little
       continue;
     }
+    reap(false);
     const auto duplicate = admit(conn.fileno());
     if (!duplicate) continue;  // too many handshakes under way: this one is dropped (closed)
     try {
       // The thread keeps the state alive, and has its own copy of the key.
-      std::thread(serve_connection, shared_from_this(), std::move(conn), authkey, *duplicate).detach();
+      std::thread t(serve_connection, shared_from_this(), std::move(conn), authkey, *duplicate);
+      std::lock_guard lock(mutex_);
+      const auto id = t.get_id();
+      threads_.emplace(id, std::move(t));
     } catch (const std::system_error&) {
       leave(*duplicate, false);  // no thread to be had: this connection is dropped
     }
   }
-  std::unique_lock lock(mutex_);
-  listener_fd_ = -1;
-  idle_.wait(lock, [&] { return running_ == 0; });
+  {
+    std::unique_lock lock(mutex_);
+    listener_fd_ = -1;
+    idle_.wait(lock, [&] { return running_ == 0; });
+  }
+  reap(true);
 }
 
 void run_server(const Address& address, const std::string& authkey, TypeRegistry types,

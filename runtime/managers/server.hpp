@@ -13,6 +13,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "mproc/connection.hpp"
 #include "mproc/listener.hpp"
@@ -75,13 +77,21 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   void leave(int duplicate, bool was_authenticated) noexcept;
 
  private:
+  /// Joins the connection threads that have finished (all of them when `all`): a thread is
+  /// joined, not detached, so that nothing of it (its thread-local state) outlives serve().
+  void reap(bool all);
+
+ public:
+ private:
   std::unique_ptr<ObjectTable> objects_;
   std::atomic<bool> stop_{false};
   std::mutex mutex_;  // guards what follows
   std::condition_variable idle_;
   int listener_fd_ = -1;
-  std::set<int> live_;   // the duplicates of the connections' descriptors
-  int running_ = 0;      // connection threads
+  std::set<int> live_;                              // the duplicates of the connections' descriptors
+  int running_ = 0;                                 // connection threads
+  std::map<std::thread::id, std::thread> threads_;  // joined once finished (see reap)
+  std::vector<std::thread::id> finished_;
   int handshaking_ = 0;  // of which not yet authenticated
   std::size_t max_request_;
 };

@@ -404,7 +404,9 @@ TEST(BaseManager, OneSharedObjectBehindManyIdsIsStillSerialized) {
                        .Process(add_to_shared, serving.address(), std::string("secret")));
   }
   children.expect_all_exit(0);
-  EXPECT_EQ(shared->value(), 900);
+  // Read through the server, under the object's mutex (the server's threads wrote it).
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  EXPECT_EQ(remote.create<CounterProxy>("SharedCounter").value(), 900);
 }
 
 // shutdown() before serve_forever() got going: serve_forever() returns at once.

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -310,6 +311,51 @@ print("ok")
   EXPECT_EQ(conn.recv_text(), "echo:hello");
   script->join();
   EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+}
+
+// The same wire format and handshake over Unix-domain sockets (a path, and an abstract name),
+// in both directions.
+TEST_P(CPythonConnection, UnixSocketsBothWays) {
+  const std::string path = "/tmp/mproc-test-" + std::to_string(getpid()) + "-py.sock";
+  auto listener = mproc::Listener(mproc::Address(path), "secret");
+  auto script = python(R"PY(
+c = Client(sys.argv[1], authkey=b"secret")
+c.send_bytes(b"python over a path")
+assert c.recv_bytes() == b"c++ over a path"
+c.close()
+with Listener("\0" + sys.argv[2], authkey=b"secret") as l:
+    print("listening", flush=True)
+    c = l.accept()
+    c.send_bytes(b"echo:" + c.recv_bytes())
+    c.close()
+print("ok")
+)PY",
+                       {path, "mproc-test-" + std::to_string(getpid()) + "-py-abstract"});
+  {
+    auto conn = accept_from(listener, *script);
+    EXPECT_EQ(conn.recv_text(), "python over a path");
+    conn.send_bytes(std::string_view("c++ over a path"));
+  }
+  listener.close();
+  EXPECT_FALSE(std::filesystem::exists(path)) << "close() removes the socket's path";
+  const mproc::Address abstract(std::string(1, '\0') + "mproc-test-" + std::to_string(getpid()) +
+                                "-py-abstract");
+  std::optional<mproc::SocketConnection> conn;
+  ASSERT_TRUE(mproc_test::eventually(
+      [&] {
+        try {
+          conn.emplace(mproc::Client(abstract, "secret"));
+          return true;
+        } catch (const mproc::OSError&) {
+          return false;  // not listening yet
+        }
+      },
+      20s));
+  conn->send_bytes(std::string_view("hi"));
+  EXPECT_EQ(conn->recv_text(), "echo:hi");
+  script->join();
+  EXPECT_EQ(script->result.exit_code, 0) << script->result.output;
+  EXPECT_EQ(script->result.output, "listening\nok\n");
 }
 
 // Python's conn.send(obj) / conn.recv(): pickles of plain data, both ways.
