@@ -16,6 +16,9 @@
 // A Connection is a cheap handle; copies in one process are the same connection (close() closes
 // them all). Connections pass to Process targets under every start method; as in CPython, the
 // parent should close() its copy of the end it gave away, or the child never sees EOF.
+//
+// CPython's multiprocessing.connection module also has Listener, Client, deliver_challenge and
+// answer_challenge: they are in mproc/listener.hpp, which this header includes.
 #pragma once
 
 #include <chrono>
@@ -33,6 +36,7 @@
 #include "mproc/codec.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
+#include "mproc/listener.hpp"
 #include "mproc/synchronize.hpp"
 
 namespace mproc {
