@@ -95,14 +95,21 @@ class MPROC_API Lock : public detail::LockableByAcquire<Lock> {
 
   /// Blocks until acquired (block = true) or tries once (block = false); returns whether it is
   /// held. Throws OwnerDied, with the lock held, after taking it over from a dead owner.
-  bool acquire(bool block = true);
+  bool acquire(bool block = true) {
+    // A free lock is taken inline, one CAS and no call: the lock of a hot loop (seed 001's
+    // locked counter) pays nothing else.
+    if (state_->word.try_lock(detail::cached_process_identity())) return true;
+    return block && acquire_contended();
+  }
   /// Blocks at most timeout (a negative timeout tries once); returns whether it is held.
   template <class Rep, class Period>
   bool acquire(bool block, std::chrono::duration<Rep, Period> timeout) {
     return block ? acquire_for(detail::to_timeout(timeout)) : acquire(false);
   }
   /// Releases; ValueError if the lock is not held (by anyone).
-  void release();
+  void release() {
+    if (!state_->word.unlock()) throw_not_held();
+  }
 
   /// A racy observation, for tests and diagnostics: whether some process holds the lock now.
   [[nodiscard]] bool locked_snapshot() const noexcept;
@@ -116,6 +123,8 @@ class MPROC_API Lock : public detail::LockableByAcquire<Lock> {
  private:
   friend struct codec<Lock>;
   bool acquire_for(std::chrono::nanoseconds timeout);
+  bool acquire_contended();
+  [[noreturn]] static void throw_not_held();
 
   detail::SharedBlock block_;
   detail::LockState* state_ = nullptr;

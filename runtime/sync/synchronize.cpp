@@ -39,10 +39,8 @@ Lock::Lock() {
   state_ = state;
 }
 
-bool Lock::acquire(bool block) {
-  const std::uint64_t self = detail::process_identity();
-  if (!block) return state_->word.try_lock(self);
-  if (state_->word.lock(self, std::nullopt) == core::LockResult::owner_died)
+bool Lock::acquire_contended() {
+  if (state_->word.lock(detail::process_identity(), std::nullopt) == core::LockResult::owner_died)
     detail::throw_owner_died("the Lock");
   return true;
 }
@@ -62,8 +60,8 @@ bool Lock::acquire_for(std::chrono::nanoseconds timeout) {
   return false;
 }
 
-void Lock::release() {
-  if (!state_->word.unlock()) throw ValueError("semaphore or lock released too many times");
+void Lock::throw_not_held() {
+  throw ValueError("semaphore or lock released too many times");
 }
 
 bool Lock::locked_snapshot() const noexcept {

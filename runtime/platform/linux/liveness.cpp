@@ -17,6 +17,9 @@
 #include "platform/linux/fd.hpp"
 
 namespace mproc::detail {
+// 0 means "not computed in this process": the atfork child handler resets it.
+std::atomic<std::uint64_t> process_identity_cache{0};
+
 namespace {
 
 struct StatFields {
@@ -66,12 +69,9 @@ std::uint64_t compute_identity() noexcept {
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(self.start_time)) << 32) | pid;
 }
 
-// 0 means "not computed in this process": the atfork child handler resets it.
-std::atomic<std::uint64_t> g_identity{0};
-
 void forget_identity_in_child() noexcept {
   // relaxed: the child is single-threaded while fork's handlers run.
-  g_identity.store(0, std::memory_order_relaxed);
+  process_identity_cache.store(0, std::memory_order_relaxed);
 }
 
 [[maybe_unused]] const int g_registered = ::pthread_atfork(nullptr, nullptr, forget_identity_in_child);
@@ -80,10 +80,10 @@ void forget_identity_in_child() noexcept {
 
 std::uint64_t process_identity() noexcept {
   // relaxed: every thread of a process computes the same value; a race computes it twice.
-  std::uint64_t id = g_identity.load(std::memory_order_relaxed);
+  std::uint64_t id = process_identity_cache.load(std::memory_order_relaxed);
   if (id == 0) {
     id = compute_identity();
-    g_identity.store(id, std::memory_order_relaxed);  // relaxed: as above
+    process_identity_cache.store(id, std::memory_order_relaxed);  // relaxed: as above
   }
   return id;
 }
