@@ -55,9 +55,24 @@ void BM_RegisteredMethodCall(benchmark::State& state) {
   if (counter.call<long>("value") != n) state.SkipWithError("lost calls");
 }
 
+// A queue in the server (BaseManager::Queue, CPython's manager.Queue()): a put and a get, two
+// calls, an iteration.
+void BM_ServerQueuePutGet(benchmark::State& state) {
+  mproc::BaseManager manager;
+  manager.start();
+  auto q = manager.Queue<int>();
+  int i = 0;
+  for (auto _ : state) {
+    q.put(i);
+    if (q.get() != i++) state.SkipWithError("wrong item");
+  }
+  state.SetItemsProcessed(state.iterations() * 2);
+}
+
 BENCHMARK(BM_ManagerListAppend)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_ManagerDictSetGet)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_RegisteredMethodCall)->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(BM_ServerQueuePutGet)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 }  // namespace
 

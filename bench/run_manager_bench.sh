@@ -20,7 +20,8 @@ med = {b["run_name"].split("/real_time")[0]: b["real_time"] for b in data["bench
 nan = float("nan")
 rows = [("list.append (us/call)", med.get("BM_ManagerListAppend", nan), cpy.get("list_append_us", nan)),
         ("dict set + get (us/pair)", med.get("BM_ManagerDictSetGet", nan), cpy.get("dict_set_get_us", nan)),
-        ("registered method (us/call)", med.get("BM_RegisteredMethodCall", nan), cpy.get("method_call_us", nan))]
+        ("registered method (us/call)", med.get("BM_RegisteredMethodCall", nan), cpy.get("method_call_us", nan)),
+        ("queue put + get (us/pair)", med.get("BM_ServerQueuePutGet", nan), cpy.get("queue_put_get_us", nan))]
 print(f"{'measure':<28} {'mproc':>8} {'CPython':>9} {'ratio':>7}  target")
 for name, mine, theirs in rows:
     print(f"{name:<28} {mine:8.2f} {theirs:9.2f} {theirs / mine:6.1f}x  >= 5x")

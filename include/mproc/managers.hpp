@@ -104,8 +104,14 @@ enum ManagerOp : std::uint8_t {
   kNsGet,
   kNsDel,
   kAttachPipe = 40,  // carry this client's requests on the named Pipe in `a` from now on
-  kCreate = 50,      // a registered type: name, signature and the factory's arguments in `a`
-  kCall,             // a registered object's method: name, signature and arguments in `a`
+  kNewQueue = 45,    // a server-side queue; index: maxsize (0: unbounded)
+  kQueuePut = 60,    // a: the item; index: the timeout in ns (-1: no limit, 0: do not wait)
+  kQueueGet,         // index: the timeout, as for put
+  kQueueSize,
+  kQueueEmpty,
+  kQueueFull,
+  kCreate = 50,  // a registered type: name, signature and the factory's arguments in `a`
+  kCall,         // a registered object's method: name, signature and arguments in `a`
 };
 
 inline ManagerRequest make_request(std::uint64_t object, std::uint8_t op, std::vector<std::byte> a = {},
@@ -345,6 +351,49 @@ class NamespaceProxy {
   detail::ProxyRef ref_;
 };
 
+/// A proxy of a queue that lives in the manager's server (CPython's SyncManager.Queue() as a
+/// remote client sees it): put() and get() wait in the server, so any process that reaches the
+/// server, on any machine, shares the queue. Empty and Full as mproc::Queue raises them.
+template <class T>
+class QueueProxy {
+ public:
+  void put(const T& item) { call(detail::kQueuePut, detail::encode_value(item), -1); }
+  /// Full when no room came within the timeout (negative: at once).
+  template <class Rep, class Period>
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
+    call(detail::kQueuePut, detail::encode_value(item), nanoseconds(timeout));
+  }
+  void put_nowait(const T& item) { call(detail::kQueuePut, detail::encode_value(item), 0); }
+  T get() { return detail::decode_value<T>(call(detail::kQueueGet, {}, -1).value); }
+  /// Empty when nothing came within the timeout (negative: at once).
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    return detail::decode_value<T>(call(detail::kQueueGet, {}, nanoseconds(timeout)).value);
+  }
+  T get_nowait() { return detail::decode_value<T>(call(detail::kQueueGet, {}, 0).value); }
+  [[nodiscard]] std::size_t qsize() const {
+    return static_cast<std::size_t>(call(detail::kQueueSize).number);
+  }
+  [[nodiscard]] bool empty() const { return call(detail::kQueueEmpty).number != 0; }
+  [[nodiscard]] bool full() const { return call(detail::kQueueFull).number != 0; }
+  [[nodiscard]] const detail::ProxyRef& ref() const noexcept { return ref_; }
+
+ private:
+  friend class BaseManager;
+  friend struct codec<QueueProxy<T>>;
+  explicit QueueProxy(detail::ProxyRef ref) : ref_(std::move(ref)) {}
+  template <class Rep, class Period>
+  static std::int64_t nanoseconds(std::chrono::duration<Rep, Period> timeout) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+    return ns < 0 ? 0 : static_cast<std::int64_t>(ns);
+  }
+  detail::ManagerResponse call(std::uint8_t op, std::vector<std::byte> a = {},
+                               std::int64_t timeout = 0) const {
+    return detail::manager_call(ref_, detail::make_request(ref_.object, op, std::move(a), {}, timeout));
+  }
+  detail::ProxyRef ref_;
+};
+
 /// A proxy of an object of a registered type (CPython's BaseProxy): call(method, args...) is
 /// CPython's _callmethod. The server checks that the arguments' types and the result type are the
 /// method's (TypeError otherwise); string literals travel as std::string. A typed proxy is a
@@ -550,6 +599,14 @@ class MPROC_API BaseManager {
   NamespaceProxy Namespace() {  // NOLINT: CPython's names, here and below
     return NamespaceProxy(make(simple(detail::kNewNamespace)));
   }
+  /// A queue in the server (maxsize 0: unbounded), for processes that reach this manager from
+  /// anywhere. A local Manager's Queue() gives mproc's own shared-memory Queue instead.
+  template <class T>
+  QueueProxy<T> Queue(std::size_t maxsize = 0) {
+    auto request = simple(detail::kNewQueue);
+    request.index = static_cast<std::int64_t>(maxsize);
+    return QueueProxy<T>(make(std::move(request)));
+  }
 
  protected:
   struct State;
@@ -665,6 +722,11 @@ template <class K, class V>
 struct codec<DictProxy<K, V>> {
   static void encode(Encoder& out, const DictProxy<K, V>& p) { out.put(p.ref_); }
   static DictProxy<K, V> decode(Decoder& in) { return DictProxy<K, V>(in.get<detail::ProxyRef>()); }
+};
+template <class T>
+struct codec<QueueProxy<T>> {
+  static void encode(Encoder& out, const QueueProxy<T>& p) { out.put(p.ref_); }
+  static QueueProxy<T> decode(Decoder& in) { return QueueProxy<T>(in.get<detail::ProxyRef>()); }
 };
 template <>
 struct codec<NamespaceProxy> {

@@ -163,6 +163,12 @@ void forget_link(const Address& address) {
       throw AttributeError(r.message);
     case kTypeError:
       throw TypeError(r.message);
+    case kEmpty:
+      throw Empty(r.message);
+    case kShuttingDown:
+      throw ProcessError("the manager has shut down");
+    case kFull:
+      throw Full(r.message);
     case kRemoteError:
       throw RemoteError(r.type_name, r.message, "the manager's server");
     default:

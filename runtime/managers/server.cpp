@@ -9,7 +9,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -57,7 +60,16 @@ struct UserObject {
   std::string type_name;
   std::shared_ptr<std::mutex> calls;
 };
-using Object = std::variant<ListObject, DictObject, NamespaceObject, UserObject>;
+// A queue in the server: its own mutex, so that a put() or get() that waits holds up only the
+// callers of this queue. Waits look at the server's stop flag now and then.
+struct QueueObject {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<Bytes> items;
+  std::size_t maxsize = 0;  // 0: unbounded
+};
+using Object =
+    std::variant<ListObject, DictObject, NamespaceObject, UserObject, std::shared_ptr<QueueObject>>;
 
 // A signature ("St5tupleIJiSsEE->v") for messages: "(int, std::string)" and "void".
 struct ReadableSignature {
@@ -124,7 +136,7 @@ ManagerResponse guarded(const std::string& where, F&& f) {
 
 class ObjectTable {
  public:
-  explicit ObjectTable(TypeRegistry types) : types_(std::move(types)) {}
+  ObjectTable(TypeRegistry types, const std::atomic<bool>& stop) : types_(std::move(types)), stop_(stop) {}
 
   ManagerResponse handle(const ManagerRequest& r) {
     switch (r.op) {
@@ -132,6 +144,12 @@ class ObjectTable {
         return create(r);
       case kCall:
         return call(r);
+      case kQueuePut:
+      case kQueueGet:
+      case kQueueSize:
+      case kQueueEmpty:
+      case kQueueFull:
+        return queue(r);
       default:
         break;
     }
@@ -143,6 +161,12 @@ class ObjectTable {
         return created(DictObject{});
       case kNewNamespace:
         return created(NamespaceObject{});
+      case kNewQueue: {
+        if (r.index < 0) return fail(kValueError, "a queue's maxsize cannot be negative");
+        auto q = std::make_shared<QueueObject>();
+        q->maxsize = static_cast<std::size_t>(r.index);
+        return created(std::move(q));
+      }
       default:
         break;
     }
@@ -210,6 +234,63 @@ class ObjectTable {
       out.value = method->second.invoke(object.object.get(), r.a);
       return out;
     });
+  }
+
+  ManagerResponse queue(const ManagerRequest& r) {
+    std::shared_ptr<QueueObject> q;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = objects_.find(r.object);
+      if (it == objects_.end()) return fail(kValueError, "no such object in the manager");
+      auto* held = std::get_if<std::shared_ptr<QueueObject>>(&it->second);
+      if (held == nullptr) return fail(kValueError, "not a queue");
+      q = *held;
+    }
+    std::unique_lock lock(q->mutex);
+    switch (r.op) {
+      case kQueueSize:
+        return number(q->items.size());
+      case kQueueEmpty:
+        return number(q->items.empty() ? 1 : 0);
+      case kQueueFull:
+        return number(q->maxsize != 0 && q->items.size() >= q->maxsize ? 1 : 0);
+      case kQueuePut: {
+        const auto waited =
+            wait(*q, lock, r.index, [&] { return q->maxsize == 0 || q->items.size() < q->maxsize; });
+        if (waited == kEmpty) return fail(kFull, "the queue is full");
+        if (waited != kOk) return fail(waited, "the manager has shut down");
+      }
+        q->items.push_back(r.a);
+        q->changed.notify_all();
+        return ManagerResponse{};
+      default: {  // kQueueGet
+        const auto waited = wait(*q, lock, r.index, [&] { return !q->items.empty(); });
+        if (waited == kEmpty) return fail(kEmpty, "the queue is empty");
+        if (waited != kOk) return fail(waited, "the manager has shut down");
+        Bytes item = std::move(q->items.front());
+        q->items.pop_front();
+        q->changed.notify_all();
+        return value(std::move(item));
+      }
+    }
+  }
+
+  // Waits until ready(), for at most timeout_ns (-1: no limit), in slices that look at the
+  // server's stop flag: kOk, kEmpty when the time ran out, kShuttingDown when the server stops.
+  template <class Ready>
+  std::uint8_t wait(QueueObject& q, std::unique_lock<std::mutex>& lock, std::int64_t timeout_ns,
+                    Ready ready) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0));
+    while (!ready()) {
+      if (timeout_ns >= 0 && std::chrono::steady_clock::now() >= deadline) return kEmpty;
+      // relaxed: a hint to give up; the connection's own end does the rest.
+      if (stop_.load(std::memory_order_relaxed)) return kShuttingDown;
+      auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      if (timeout_ns >= 0 && deadline < slice) slice = deadline;
+      q.changed.wait_until(lock, slice);
+    }
+    return kOk;
   }
 
   ManagerResponse created(Object o) {
@@ -353,12 +434,13 @@ class ObjectTable {
       object_mutexes_;  // objects live until shutdown
   std::unordered_map<std::uint64_t, Object> objects_;
   std::uint64_t next_ = 1;
+  const std::atomic<bool>& stop_;
 };
 
 // --- ServerState -------------------------------------------------------------------------------
 
 ServerState::ServerState(TypeRegistry types, std::size_t max_request)
-    : objects_(std::make_unique<ObjectTable>(std::move(types))), max_request_(max_request) {}
+    : objects_(std::make_unique<ObjectTable>(std::move(types), stop_)), max_request_(max_request) {}
 
 ServerState::~ServerState() = default;
 

@@ -31,6 +31,9 @@ enum ManagerStatus : std::uint8_t {
   kValueError,
   kTypeError,
   kRemoteError,
+  kEmpty,
+  kFull,
+  kShuttingDown,  // a wait in the server ended because the server stops
 };
 
 /// How long either side of a new connection waits for the other during the handshake (and a
@@ -83,8 +86,8 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
 
  public:
  private:
+  std::atomic<bool> stop_{false};  // before objects_, which keeps a reference to it
   std::unique_ptr<ObjectTable> objects_;
-  std::atomic<bool> stop_{false};
   std::mutex mutex_;  // guards what follows
   std::condition_variable idle_;
   int listener_fd_ = -1;

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -441,6 +442,67 @@ TEST(BaseManager, AFloodOfSilentConnections) {
   auto c = remote->create<CounterProxy>("Counter");
   c.add(4);
   EXPECT_EQ(c.value(), 4);
+}
+
+// A queue in the server, reached over TCP: a consumer in another process waits in get() until a
+// producer in a third puts; Empty and Full as mproc::Queue raises them.
+void produce(mproc::QueueProxy<std::string> q, int n) {
+  for (int i = 0; i < n; ++i) q.put("item " + std::to_string(i));
+}
+
+void consume_all(mproc::QueueProxy<std::string> q, int n, mproc::Value<int> got) {
+  for (int i = 0; i < n; ++i) {
+    if (q.get(20s) != "item " + std::to_string(i)) return;  // FIFO from one producer
+    got.value() += 1;
+  }
+}
+
+TEST_P(BaseManagerTest, AServerSideQueueBetweenProcesses) {
+  mproc::BaseManager server({"127.0.0.1", 0}, "secret");
+  ServerThread serving(server);
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  auto q = remote.Queue<std::string>();
+  mproc::Value<int> got(0);
+  mproc_test::Children children;
+  auto ctx = mproc::get_context(GetParam());
+  children.start(ctx.Process(consume_all, q, 50, got));  // waits in the server first
+  children.start(ctx.Process(produce, q, 50));
+  children.expect_all_exit(0);
+  EXPECT_EQ(got.value(), 50);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(BaseManager, ServerSideQueueSemantics) {
+  mproc::BaseManager server({"127.0.0.1", 0}, "secret");
+  ServerThread serving(server);
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  auto q = remote.Queue<int>(2);
+  EXPECT_TRUE(q.empty());
+  q.put(1);
+  q.put(2, 1s);
+  EXPECT_TRUE(q.full());
+  EXPECT_EQ(q.qsize(), 2U);
+  const auto start = std::chrono::steady_clock::now();
+  expect_error<mproc::Full>([&] { q.put(3, 50ms); }, "the queue is full");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 50ms);
+  expect_error<mproc::Full>([&] { q.put_nowait(3); }, "the queue is full");
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_EQ(q.get_nowait(), 2);
+  expect_error<mproc::Empty>([&] { (void)q.get_nowait(); }, "the queue is empty");
+  expect_error<mproc::Empty>([&] { (void)q.get(20ms); }, "the queue is empty");
+  // A get() waiting in the server when the server stops: the caller hears the manager is gone.
+  auto waiting = std::async(std::launch::async, [&] {
+    try {
+      (void)q.get();
+      return std::string("got something");
+    } catch (const mproc::ProcessError& e) {
+      return std::string(e.what());
+    }
+  });
+  std::this_thread::sleep_for(100ms);
+  server.shutdown();
+  EXPECT_EQ(waiting.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(waiting.get(), "the manager has shut down");
 }
 
 std::size_t threads_in_this_process() {
