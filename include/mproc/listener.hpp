@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -160,6 +161,15 @@ class MPROC_API Listener {
 /// CPython's Client: connects, then answers the listener's challenge and challenges it in turn
 /// when there is an authkey.
 MPROC_API SocketConnection Client(const Address& address, std::optional<std::string> authkey = std::nullopt);
+
+/// CPython's multiprocessing.connection.wait() over socket connections: blocks until at least one
+/// has a message (or its peer closed: recv then raises EOFError) or the timeout passes (nullopt:
+/// no limit), and returns those that are ready, in the order given; empty on timeout. OSError for
+/// a closed connection in the list. (mproc/connection.hpp has the same for shared-memory Pipes.)
+MPROC_API std::vector<SocketConnection*> wait(std::span<SocketConnection* const> connections,
+                                              std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+MPROC_API std::vector<SocketConnection*> wait(std::initializer_list<SocketConnection*> connections,
+                                              std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 
 /// The two halves of the handshake (CPython's public helpers), for connections made otherwise.
 MPROC_API void deliver_challenge(SocketConnection& connection, std::string_view authkey);

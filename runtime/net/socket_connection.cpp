@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -191,6 +193,27 @@ bool SocketConnection::poll(std::optional<std::chrono::duration<double>> timeout
   auto r = platform::wait_readable(fd_, ns);
   if (!r) throw_os(r.error(), "poll");
   return *r;
+}
+
+std::vector<SocketConnection*> wait(std::span<SocketConnection* const> connections,
+                                    std::optional<std::chrono::nanoseconds> timeout) {
+  std::vector<int> fds;
+  fds.reserve(connections.size());
+  for (SocketConnection* c : connections) fds.push_back(c->fileno());  // OSError when closed
+  std::unique_ptr<bool[]> ready(new bool[fds.size()]());
+  const long long ns = timeout ? std::max<long long>(0, timeout->count()) : -1;
+  auto r = platform::poll_readable(fds, std::span<bool>(ready.get(), fds.size()), ns);
+  if (!r) throw_os(r.error(), "poll");
+  std::vector<SocketConnection*> out;
+  for (std::size_t i = 0; i < fds.size(); ++i) {
+    if (ready[i]) out.push_back(connections[i]);
+  }
+  return out;
+}
+
+std::vector<SocketConnection*> wait(std::initializer_list<SocketConnection*> connections,
+                                    std::optional<std::chrono::nanoseconds> timeout) {
+  return wait(std::span<SocketConnection* const>(connections.begin(), connections.size()), timeout);
 }
 
 // --- the handshake -----------------------------------------------------------------------------

@@ -131,6 +131,35 @@ struct RawPeer {
   }
 };
 
+// multiprocessing.connection.wait over sockets: only the connections with a message (or a peer
+// that hung up) are returned, in the order given; a timeout returns none.
+TEST(SocketConnection, WaitReturnsTheReadyOnes) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, std::nullopt, 4);  // no key: no handshake to interleave
+  auto c1 = mproc::Client(listener.address());
+  auto s1 = listener.accept();
+  auto c2 = mproc::Client(listener.address());
+  auto s2 = listener.accept();
+  auto c3 = mproc::Client(listener.address());
+  auto s3 = listener.accept();
+
+  EXPECT_TRUE(mproc::wait({&s1, &s2, &s3}, 20ms).empty());
+  c2.send_bytes(std::string_view("two"));
+  EXPECT_EQ(mproc::wait({&s1, &s2, &s3}), (std::vector<mproc::SocketConnection*>{&s2}));
+  EXPECT_EQ(s2.recv_text(), "two");
+  c3.close();  // the end of the stream is ready too
+  c1.send_bytes(std::string_view("one"));
+  ASSERT_TRUE(mproc_test::eventually([&] { return mproc::wait({&s1, &s2, &s3}, 0ms).size() == 2; }));
+  EXPECT_EQ(mproc::wait({&s1, &s2, &s3}, 0ms), (std::vector<mproc::SocketConnection*>{&s1, &s3}));
+  EXPECT_EQ(s1.recv_text(), "one");
+  EXPECT_THROW((void)s3.recv_bytes(), mproc::EOFError);
+  s3.close();
+  expect_error<mproc::OSError>(
+      [&] {
+        (void)mproc::wait({&s1, &s3}, 0ms);
+      },
+      "handle is closed: Bad file descriptor");
+}
+
 TEST(SocketConnection, HostileFrames) {
   {
     RawPeer p;  // announces 2^62 bytes, sends 3, hangs up: nothing near that is allocated
