@@ -382,10 +382,13 @@ class QueueProxy {
   friend class BaseManager;
   friend struct codec<QueueProxy<T>>;
   explicit QueueProxy(detail::ProxyRef ref) : ref_(std::move(ref)) {}
+  // The timeout on the wire: 0 for a negative one (at once, as in CPython), -1 for a century or
+  // more (no limit), saturating instead of overflowing.
   template <class Rep, class Period>
   static std::int64_t nanoseconds(std::chrono::duration<Rep, Period> timeout) {
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-    return ns < 0 ? 0 : static_cast<std::int64_t>(ns);
+    const std::chrono::nanoseconds ns = detail::to_timeout(timeout);
+    if (ns == std::chrono::nanoseconds::max()) return -1;
+    return ns.count() < 0 ? 0 : static_cast<std::int64_t>(ns.count());
   }
   detail::ManagerResponse call(std::uint8_t op, std::vector<std::byte> a = {},
                                std::int64_t timeout = 0) const {

@@ -166,7 +166,7 @@ void forget_link(const Address& address) {
     case kEmpty:
       throw Empty(r.message);
     case kShuttingDown:
-      throw ProcessError("the manager has shut down");
+      throw ProcessError(r.message);
     case kFull:
       throw Full(r.message);
     case kRemoteError:

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -138,7 +139,7 @@ class ObjectTable {
  public:
   ObjectTable(TypeRegistry types, const std::atomic<bool>& stop) : types_(std::move(types)), stop_(stop) {}
 
-  ManagerResponse handle(const ManagerRequest& r) {
+  ManagerResponse handle(const ManagerRequest& r, const ClientGone& client_gone) {
     switch (r.op) {
       case kCreate:
         return create(r);
@@ -149,7 +150,7 @@ class ObjectTable {
       case kQueueSize:
       case kQueueEmpty:
       case kQueueFull:
-        return queue(r);
+        return queue(r, client_gone);
       default:
         break;
     }
@@ -236,7 +237,7 @@ class ObjectTable {
     });
   }
 
-  ManagerResponse queue(const ManagerRequest& r) {
+  ManagerResponse queue(const ManagerRequest& r, const ClientGone& client_gone) {
     std::shared_ptr<QueueObject> q;
     {
       std::lock_guard lock(mutex_);
@@ -255,18 +256,18 @@ class ObjectTable {
       case kQueueFull:
         return number(q->maxsize != 0 && q->items.size() >= q->maxsize ? 1 : 0);
       case kQueuePut: {
-        const auto waited =
-            wait(*q, lock, r.index, [&] { return q->maxsize == 0 || q->items.size() < q->maxsize; });
+        const auto waited = wait(*q, lock, r.index, client_gone,
+                                 [&] { return q->maxsize == 0 || q->items.size() < q->maxsize; });
         if (waited == kEmpty) return fail(kFull, "the queue is full");
-        if (waited != kOk) return fail(waited, "the manager has shut down");
+        if (waited != kOk) return fail(waited, "the manager shut down during the call");
       }
         q->items.push_back(r.a);
         q->changed.notify_all();
         return ManagerResponse{};
       default: {  // kQueueGet
-        const auto waited = wait(*q, lock, r.index, [&] { return !q->items.empty(); });
+        const auto waited = wait(*q, lock, r.index, client_gone, [&] { return !q->items.empty(); });
         if (waited == kEmpty) return fail(kEmpty, "the queue is empty");
-        if (waited != kOk) return fail(waited, "the manager has shut down");
+        if (waited != kOk) return fail(waited, "the manager shut down during the call");
         Bytes item = std::move(q->items.front());
         q->items.pop_front();
         q->changed.notify_all();
@@ -275,21 +276,27 @@ class ObjectTable {
     }
   }
 
-  // Waits until ready(), for at most timeout_ns (-1: no limit), in slices that look at the
-  // server's stop flag: kOk, kEmpty when the time ran out, kShuttingDown when the server stops.
+  // Waits until ready(), for at most timeout_ns (-1, or a century or more: no limit), in slices
+  // that look at the server's stop flag and at the client: kOk, kEmpty when the time ran out,
+  // kShuttingDown when the server stops or the client has gone (a dead consumer must not take
+  // the next item with it).
   template <class Ready>
   std::uint8_t wait(QueueObject& q, std::unique_lock<std::mutex>& lock, std::int64_t timeout_ns,
-                    Ready ready) {
+                    const ClientGone& client_gone, Ready ready) {
+    constexpr std::int64_t kCentury = std::int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
+    if (timeout_ns >= kCentury) timeout_ns = -1;  // and now + timeout cannot overflow
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0));
     while (!ready()) {
       if (timeout_ns >= 0 && std::chrono::steady_clock::now() >= deadline) return kEmpty;
       // relaxed: a hint to give up; the connection's own end does the rest.
       if (stop_.load(std::memory_order_relaxed)) return kShuttingDown;
+      if (client_gone && client_gone()) return kShuttingDown;  // nobody to answer
       auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
       if (timeout_ns >= 0 && deadline < slice) slice = deadline;
       q.changed.wait_until(lock, slice);
     }
+    if (client_gone && client_gone()) return kShuttingDown;  // woken for an item nobody would get
     return kOk;
   }
 
@@ -444,8 +451,8 @@ ServerState::ServerState(TypeRegistry types, std::size_t max_request)
 
 ServerState::~ServerState() = default;
 
-ManagerResponse ServerState::handle(const ManagerRequest& request) {
-  return objects_->handle(request);
+ManagerResponse ServerState::handle(const ManagerRequest& request, const ClientGone& client_gone) {
+  return objects_->handle(request, client_gone);
 }
 
 bool ServerState::stopped() const noexcept {
@@ -482,7 +489,11 @@ void ServerState::leave(int duplicate, bool was_authenticated) noexcept {
   live_.erase(duplicate);
   ::close(duplicate);
   if (!was_authenticated) --handshaking_;
-  finished_.push_back(std::this_thread::get_id());
+  try {
+    finished_.push_back(std::this_thread::get_id());
+  } catch (const std::bad_alloc&) {
+    // Not filed for an early join: reap(true) joins it with the rest when serving ends.
+  }
   if (--running_ == 0) idle_.notify_all();
 }
 
@@ -533,6 +544,21 @@ bool wait_for_request(ServerState& state, SocketConnection& /*socket*/) {
   return !state.stopped();
 }
 
+bool has_input(Connection& pipe) {
+  try {
+    return pipe.poll();
+  } catch (const std::exception&) {
+    return true;
+  }
+}
+bool has_input(SocketConnection& socket) {
+  try {
+    return socket.poll(std::chrono::duration<double>(0));
+  } catch (const std::exception&) {
+    return true;
+  }
+}
+
 // Answers requests on `link` until the end of the stream, an error, or a shutdown request.
 // Returns true when the client asks to move to a pipe.
 template <class Link>
@@ -546,7 +572,9 @@ bool answer(ServerState& state, Link& link) {
       return false;
     }
     if (request.op == kAttachPipe) return true;  // the caller moves to the pipe
-    link.send(state.handle(request));
+    // During a call the client only waits for the answer: anything readable on its link (the end
+    // of the stream) means it has gone.
+    link.send(state.handle(request, [&link] { return has_input(link); }));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,9 @@ inline constexpr std::chrono::milliseconds kHandshakeTimeout{20000};
 /// silent connections then costs 64 threads for 20 s, not the server).
 inline constexpr int kMaxHandshakes = 64;
 
+/// Asked by a call that waits (a server-side queue's get): whether its client has gone.
+using ClientGone = std::function<bool()>;
+
 using TypeRegistry = std::map<std::string, TypeEntry, std::less<>>;
 
 class ObjectTable;
@@ -65,8 +69,9 @@ class ServerState : public std::enable_shared_from_this<ServerState> {
   void stop() noexcept;
   [[nodiscard]] bool stopped() const noexcept;
 
-  /// The answer to one request.
-  ManagerResponse handle(const ManagerRequest& request);
+  /// The answer to one request; client_gone (may be empty) tells a call that waits whether its
+  /// client is still there.
+  ManagerResponse handle(const ManagerRequest& request, const ClientGone& client_gone = {});
   [[nodiscard]] std::size_t max_request() const noexcept { return max_request_; }
 
   /// A new connection's bookkeeping: nullopt when too many connections are still in their

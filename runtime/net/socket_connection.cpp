@@ -12,6 +12,7 @@
 #include <openssl/hmac.h>
 
 #include "mproc/listener.hpp"
+#include "mproc/synchronize.hpp"
 #include "platform/linux/fd.hpp"
 #include "platform/linux/socket.hpp"
 
@@ -201,9 +202,19 @@ std::vector<SocketConnection*> wait(std::span<SocketConnection* const> connectio
   fds.reserve(connections.size());
   for (SocketConnection* c : connections) fds.push_back(c->fileno());  // OSError when closed
   std::unique_ptr<bool[]> ready(new bool[fds.size()]());
-  const long long ns = timeout ? std::max<long long>(0, timeout->count()) : -1;
-  auto r = platform::poll_readable(fds, std::span<bool>(ready.get(), fds.size()), ns);
-  if (!r) throw_os(r.error(), "poll");
+  // A signal (EINTR) restarts the wait for the time that is left, as CPython does (PEP 475).
+  const auto deadline = detail::deadline_after(timeout.value_or(std::chrono::nanoseconds::max()));
+  for (;;) {
+    long long ns = -1;
+    if (deadline) {
+      ns = std::max<long long>(0, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      *deadline - std::chrono::steady_clock::now())
+                                      .count());
+    }
+    auto r = platform::poll_readable(fds, std::span<bool>(ready.get(), fds.size()), ns);
+    if (r) break;
+    if (r.error() != std::error_code(EINTR, std::system_category())) throw_os(r.error(), "poll");
+  }
   std::vector<SocketConnection*> out;
   for (std::size_t i = 0; i < fds.size(); ++i) {
     if (ready[i]) out.push_back(connections[i]);

@@ -4,7 +4,9 @@
 // (3.11 speaks the legacy HMAC-MD5 handshake, 3.12 and 3.13 the {sha256} one).
 #include "mproc/listener.hpp"
 
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -158,6 +160,34 @@ TEST(SocketConnection, WaitReturnsTheReadyOnes) {
         (void)mproc::wait({&s1, &s3}, 0ms);
       },
       "handle is closed: Bad file descriptor");
+}
+
+// More connections than fit one small poll array, and a wait that a signal interrupts.
+TEST(SocketConnection, WaitOnManyConnectionsAndThroughSignals) {
+  auto listener = mproc::Listener({"127.0.0.1", 0}, std::nullopt, 32);
+  std::vector<mproc::SocketConnection> clients, servers;
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(mproc::Client(listener.address()));
+    servers.push_back(listener.accept());
+  }
+  std::vector<mproc::SocketConnection*> all;
+  for (auto& s : servers) all.push_back(&s);
+  clients[17].send_bytes(std::string_view("seventeen"));
+  EXPECT_EQ(mproc::wait(all, 10s), (std::vector<mproc::SocketConnection*>{&servers[17]}));
+  EXPECT_EQ(servers[17].recv_text(), "seventeen");
+
+  // SIGALRM with a handler (no SA_RESTART) interrupts the poll; the wait goes on for the rest.
+  struct sigaction on_alarm {};
+  on_alarm.sa_handler = [](int) {};
+  struct sigaction old {};
+  ASSERT_EQ(::sigaction(SIGALRM, &on_alarm, &old), 0);
+  itimerval once{};
+  once.it_value.tv_usec = 50'000;
+  ASSERT_EQ(::setitimer(ITIMER_REAL, &once, nullptr), 0);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(mproc::wait(all, 300ms).empty());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 290ms);
+  ::sigaction(SIGALRM, &old, nullptr);
 }
 
 TEST(SocketConnection, HostileFrames) {

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <ctime>
+#include <iterator>
+#include <memory>
+#include <new>
 
 namespace mproc::platform {
 
@@ -75,8 +78,15 @@ Expected<bool> wait_readable(int fd, long long timeout_ns) noexcept {
 }
 
 Expected<int> poll_readable(std::span<const int> fds, std::span<bool> ready, long long timeout_ns) noexcept {
-  pollfd polls[8];
-  if (fds.size() > 8 || ready.size() < fds.size()) return unexpected_errno(EINVAL);
+  if (ready.size() < fds.size()) return unexpected_errno(EINVAL);
+  pollfd few[8];
+  std::unique_ptr<pollfd[]> many;  // more than 8: one allocation (a wait over many connections)
+  pollfd* polls = few;
+  if (fds.size() > std::size(few)) {
+    many.reset(new (std::nothrow) pollfd[fds.size()]);
+    if (!many) return unexpected_errno(ENOMEM);
+    polls = many.get();
+  }
   for (std::size_t i = 0; i < fds.size(); ++i) polls[i] = {fds[i], POLLIN, 0};
   timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000), static_cast<long>(timeout_ns % 1'000'000'000)};
   const int rc = ::ppoll(polls, fds.size(), timeout_ns < 0 ? nullptr : &ts, nullptr);
