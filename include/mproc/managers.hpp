@@ -110,6 +110,8 @@ enum ManagerOp : std::uint8_t {
   kQueueSize,
   kQueueEmpty,
   kQueueFull,
+  kQueueTaskDone,
+  kQueueJoin,
   kCreate = 50,  // a registered type: name, signature and the factory's arguments in `a`
   kCall,         // a registered object's method: name, signature and arguments in `a`
 };
@@ -378,7 +380,7 @@ class QueueProxy {
   [[nodiscard]] bool full() const { return call(detail::kQueueFull).number != 0; }
   [[nodiscard]] const detail::ProxyRef& ref() const noexcept { return ref_; }
 
- private:
+ protected:
   friend class BaseManager;
   friend struct codec<QueueProxy<T>>;
   explicit QueueProxy(detail::ProxyRef ref) : ref_(std::move(ref)) {}
@@ -395,6 +397,21 @@ class QueueProxy {
     return detail::manager_call(ref_, detail::make_request(ref_.object, op, std::move(a), {}, timeout));
   }
   detail::ProxyRef ref_;
+};
+
+/// A server-side JoinableQueue (CPython's SyncManager.JoinableQueue()): a QueueProxy whose
+/// consumers call task_done() for each get(), and whose join() waits, in the server, until every
+/// item put has been marked done. ValueError("task_done() called too many times").
+template <class T>
+class JoinableQueueProxy : public QueueProxy<T> {
+ public:
+  void task_done() { this->call(detail::kQueueTaskDone); }
+  void join() { this->call(detail::kQueueJoin, {}, -1); }
+
+ private:
+  friend class BaseManager;
+  friend struct codec<JoinableQueueProxy<T>>;
+  explicit JoinableQueueProxy(detail::ProxyRef ref) : QueueProxy<T>(std::move(ref)) {}
 };
 
 /// A proxy of an object of a registered type (CPython's BaseProxy): call(method, args...) is
@@ -610,6 +627,13 @@ class MPROC_API BaseManager {
     request.index = static_cast<std::int64_t>(maxsize);
     return QueueProxy<T>(make(std::move(request)));
   }
+  /// The same with task_done() and join(). A local Manager's JoinableQueue() gives mproc's own.
+  template <class T>
+  JoinableQueueProxy<T> JoinableQueue(std::size_t maxsize = 0) {
+    auto request = simple(detail::kNewQueue);
+    request.index = static_cast<std::int64_t>(maxsize);
+    return JoinableQueueProxy<T>(make(std::move(request)));
+  }
 
  protected:
   struct State;
@@ -730,6 +754,13 @@ template <class T>
 struct codec<QueueProxy<T>> {
   static void encode(Encoder& out, const QueueProxy<T>& p) { out.put(p.ref_); }
   static QueueProxy<T> decode(Decoder& in) { return QueueProxy<T>(in.get<detail::ProxyRef>()); }
+};
+template <class T>
+struct codec<JoinableQueueProxy<T>> {
+  static void encode(Encoder& out, const JoinableQueueProxy<T>& p) { out.put(p.ref()); }
+  static JoinableQueueProxy<T> decode(Decoder& in) {
+    return JoinableQueueProxy<T>(in.get<detail::ProxyRef>());
+  }
 };
 template <>
 struct codec<NamespaceProxy> {

@@ -67,7 +67,8 @@ struct QueueObject {
   std::mutex mutex;
   std::condition_variable changed;
   std::deque<Bytes> items;
-  std::size_t maxsize = 0;  // 0: unbounded
+  std::size_t maxsize = 0;       // 0: unbounded
+  std::uint64_t unfinished = 0;  // items put and not yet task_done() (JoinableQueue)
 };
 using Object =
     std::variant<ListObject, DictObject, NamespaceObject, UserObject, std::shared_ptr<QueueObject>>;
@@ -150,6 +151,8 @@ class ObjectTable {
       case kQueueSize:
       case kQueueEmpty:
       case kQueueFull:
+      case kQueueTaskDone:
+      case kQueueJoin:
         return queue(r, client_gone);
       default:
         break;
@@ -262,8 +265,18 @@ class ObjectTable {
         if (waited != kOk) return fail(waited, "the manager shut down during the call");
       }
         q->items.push_back(r.a);
+        ++q->unfinished;
         q->changed.notify_all();
         return ManagerResponse{};
+      case kQueueTaskDone:
+        if (q->unfinished == 0) return fail(kValueError, "task_done() called too many times");
+        if (--q->unfinished == 0) q->changed.notify_all();
+        return ManagerResponse{};
+      case kQueueJoin: {
+        const auto waited = wait(*q, lock, -1, client_gone, [&] { return q->unfinished == 0; });
+        if (waited != kOk) return fail(waited, "the manager shut down during the call");
+        return ManagerResponse{};
+      }
       default: {  // kQueueGet
         const auto waited = wait(*q, lock, r.index, client_gone, [&] { return !q->items.empty(); });
         if (waited == kEmpty) return fail(kEmpty, "the queue is empty");

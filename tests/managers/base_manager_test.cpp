@@ -508,6 +508,43 @@ TEST(BaseManager, ServerSideQueueSemantics) {
   EXPECT_TRUE(why == "the manager shut down during the call" || why == "the manager has shut down") << why;
 }
 
+void work_through(mproc::JoinableQueueProxy<int> jobs, mproc::QueueProxy<int> results) {
+  for (;;) {
+    const int job = jobs.get();
+    if (job < 0) {
+      jobs.task_done();
+      return;
+    }
+    results.put(job * job);
+    jobs.task_done();
+  }
+}
+
+// CPython's JoinableQueue through a manager: join() in the server waits until every item put
+// has been marked done by the workers.
+TEST(BaseManager, AServerSideJoinableQueue) {
+  mproc::BaseManager server({"127.0.0.1", 0}, "secret");
+  ServerThread serving(server);
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  auto jobs = remote.JoinableQueue<int>();
+  auto results = remote.Queue<int>();
+  mproc_test::Children children;
+  for (int w = 0; w < 2; ++w) {
+    children.start(mproc::get_context(mproc::StartMethod::spawn).Process(work_through, jobs, results));
+  }
+  for (int i = 1; i <= 20; ++i) jobs.put(i);
+  jobs.join();  // every job done: all 20 results are in
+  EXPECT_EQ(results.qsize(), 20U);
+  int sum = 0;
+  for (int i = 0; i < 20; ++i) sum += results.get_nowait();
+  EXPECT_EQ(sum, 2870);  // 1^2 + ... + 20^2
+  jobs.put(-1);
+  jobs.put(-1);
+  jobs.join();
+  children.expect_all_exit(0);
+  expect_error<mproc::ValueError>([&] { jobs.task_done(); }, "task_done() called too many times");
+}
+
 void wait_for_an_item(mproc::QueueProxy<int> q, mproc::Event started) {
   (void)q.qsize();  // the link is up
   started.set();
