@@ -32,6 +32,7 @@
 // Value and the others are mproc's own shared objects (see Manager below).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -112,6 +113,11 @@ enum ManagerOp : std::uint8_t {
   kQueueFull,
   kQueueTaskDone,
   kQueueJoin,
+  kNewEvent = 70,  // a server-side Event
+  kEventSet,
+  kEventClear,
+  kEventIsSet,
+  kEventWait,    // index: the timeout in ns (-1: no limit); number: 1 when set
   kCreate = 50,  // a registered type: name, signature and the factory's arguments in `a`
   kCall,         // a registered object's method: name, signature and arguments in `a`
 };
@@ -414,6 +420,35 @@ class JoinableQueueProxy : public QueueProxy<T> {
   explicit JoinableQueueProxy(detail::ProxyRef ref) : QueueProxy<T>(std::move(ref)) {}
 };
 
+/// A server-side Event (CPython's SyncManager.Event() as a remote client sees it): wait() waits
+/// in the server, so processes on any machine that reach the manager share it.
+class EventProxy {
+ public:
+  void set() { call(detail::kEventSet); }
+  void clear() { call(detail::kEventClear); }
+  [[nodiscard]] bool is_set() const { return call(detail::kEventIsSet).number != 0; }
+  /// True once set; false when the timeout passed first (negative: at once).
+  bool wait() { return call(detail::kEventWait, -1).number != 0; }
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    const std::chrono::nanoseconds ns = detail::to_timeout(timeout);
+    const std::int64_t wire = ns == std::chrono::nanoseconds::max()
+                                  ? -1
+                                  : std::max<std::int64_t>(0, static_cast<std::int64_t>(ns.count()));
+    return call(detail::kEventWait, wire).number != 0;
+  }
+  [[nodiscard]] const detail::ProxyRef& ref() const noexcept { return ref_; }
+
+ private:
+  friend class BaseManager;
+  friend struct codec<EventProxy>;
+  explicit EventProxy(detail::ProxyRef ref) : ref_(std::move(ref)) {}
+  detail::ManagerResponse call(std::uint8_t op, std::int64_t timeout = 0) const {
+    return detail::manager_call(ref_, detail::make_request(ref_.object, op, {}, {}, timeout));
+  }
+  detail::ProxyRef ref_;
+};
+
 /// A proxy of an object of a registered type (CPython's BaseProxy): call(method, args...) is
 /// CPython's _callmethod. The server checks that the arguments' types and the result type are the
 /// method's (TypeError otherwise); string literals travel as std::string. A typed proxy is a
@@ -627,6 +662,8 @@ class MPROC_API BaseManager {
     request.index = static_cast<std::int64_t>(maxsize);
     return QueueProxy<T>(make(std::move(request)));
   }
+  /// An Event in the server. A local Manager's Event() gives mproc's own.
+  EventProxy Event() { return EventProxy(make(simple(detail::kNewEvent))); }  // NOLINT: CPython's name
   /// The same with task_done() and join(). A local Manager's JoinableQueue() gives mproc's own.
   template <class T>
   JoinableQueueProxy<T> JoinableQueue(std::size_t maxsize = 0) {
@@ -761,6 +798,11 @@ struct codec<JoinableQueueProxy<T>> {
   static JoinableQueueProxy<T> decode(Decoder& in) {
     return JoinableQueueProxy<T>(in.get<detail::ProxyRef>());
   }
+};
+template <>
+struct codec<EventProxy> {
+  static void encode(Encoder& out, const EventProxy& p) { out.put(p.ref_); }
+  static EventProxy decode(Decoder& in) { return EventProxy(in.get<detail::ProxyRef>()); }
 };
 template <>
 struct codec<NamespaceProxy> {

@@ -70,8 +70,14 @@ struct QueueObject {
   std::size_t maxsize = 0;       // 0: unbounded
   std::uint64_t unfinished = 0;  // items put and not yet task_done() (JoinableQueue)
 };
-using Object =
-    std::variant<ListObject, DictObject, NamespaceObject, UserObject, std::shared_ptr<QueueObject>>;
+// An Event in the server: a flag under its own mutex, waited on like a queue.
+struct EventObject {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool flag = false;
+};
+using Object = std::variant<ListObject, DictObject, NamespaceObject, UserObject, std::shared_ptr<QueueObject>,
+                            std::shared_ptr<EventObject>>;
 
 // A signature ("St5tupleIJiSsEE->v") for messages: "(int, std::string)" and "void".
 struct ReadableSignature {
@@ -154,6 +160,11 @@ class ObjectTable {
       case kQueueTaskDone:
       case kQueueJoin:
         return queue(r, client_gone);
+      case kEventSet:
+      case kEventClear:
+      case kEventIsSet:
+      case kEventWait:
+        return event(r, client_gone);
       default:
         break;
     }
@@ -165,6 +176,8 @@ class ObjectTable {
         return created(DictObject{});
       case kNewNamespace:
         return created(NamespaceObject{});
+      case kNewEvent:
+        return created(std::make_shared<EventObject>());
       case kNewQueue: {
         if (r.index < 0) return fail(kValueError, "a queue's maxsize cannot be negative");
         auto q = std::make_shared<QueueObject>();
@@ -259,7 +272,7 @@ class ObjectTable {
       case kQueueFull:
         return number(q->maxsize != 0 && q->items.size() >= q->maxsize ? 1 : 0);
       case kQueuePut: {
-        const auto waited = wait(*q, lock, r.index, client_gone,
+        const auto waited = wait(q->changed, lock, r.index, client_gone,
                                  [&] { return q->maxsize == 0 || q->items.size() < q->maxsize; });
         if (waited == kEmpty) return fail(kFull, "the queue is full");
         if (waited != kOk) return fail(waited, "the manager shut down during the call");
@@ -273,12 +286,12 @@ class ObjectTable {
         if (--q->unfinished == 0) q->changed.notify_all();
         return ManagerResponse{};
       case kQueueJoin: {
-        const auto waited = wait(*q, lock, -1, client_gone, [&] { return q->unfinished == 0; });
+        const auto waited = wait(q->changed, lock, -1, client_gone, [&] { return q->unfinished == 0; });
         if (waited != kOk) return fail(waited, "the manager shut down during the call");
         return ManagerResponse{};
       }
       default: {  // kQueueGet
-        const auto waited = wait(*q, lock, r.index, client_gone, [&] { return !q->items.empty(); });
+        const auto waited = wait(q->changed, lock, r.index, client_gone, [&] { return !q->items.empty(); });
         if (waited == kEmpty) return fail(kEmpty, "the queue is empty");
         if (waited != kOk) return fail(waited, "the manager shut down during the call");
         Bytes item = std::move(q->items.front());
@@ -289,13 +302,42 @@ class ObjectTable {
     }
   }
 
+  ManagerResponse event(const ManagerRequest& r, const ClientGone& client_gone) {
+    std::shared_ptr<EventObject> e;
+    {
+      std::lock_guard lock(mutex_);
+      auto it = objects_.find(r.object);
+      if (it == objects_.end()) return fail(kValueError, "no such object in the manager");
+      auto* held = std::get_if<std::shared_ptr<EventObject>>(&it->second);
+      if (held == nullptr) return fail(kValueError, "not an Event");
+      e = *held;
+    }
+    std::unique_lock lock(e->mutex);
+    switch (r.op) {
+      case kEventSet:
+        e->flag = true;
+        e->changed.notify_all();
+        return ManagerResponse{};
+      case kEventClear:
+        e->flag = false;
+        return ManagerResponse{};
+      case kEventIsSet:
+        return number(e->flag ? 1 : 0);
+      default: {  // kEventWait
+        const auto waited = wait(e->changed, lock, r.index, client_gone, [&] { return e->flag; });
+        if (waited == kShuttingDown) return fail(waited, "the manager shut down during the call");
+        return number(waited == kOk ? 1 : 0);
+      }
+    }
+  }
+
   // Waits until ready(), for at most timeout_ns (-1, or a century or more: no limit), in slices
   // that look at the server's stop flag and at the client: kOk, kEmpty when the time ran out,
   // kShuttingDown when the server stops or the client has gone (a dead consumer must not take
   // the next item with it).
   template <class Ready>
-  std::uint8_t wait(QueueObject& q, std::unique_lock<std::mutex>& lock, std::int64_t timeout_ns,
-                    const ClientGone& client_gone, Ready ready) {
+  std::uint8_t wait(std::condition_variable& changed, std::unique_lock<std::mutex>& lock,
+                    std::int64_t timeout_ns, const ClientGone& client_gone, Ready ready) {
     constexpr std::int64_t kCentury = std::int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
     if (timeout_ns >= kCentury) timeout_ns = -1;  // and now + timeout cannot overflow
     const auto deadline =
@@ -307,7 +349,7 @@ class ObjectTable {
       if (client_gone && client_gone()) return kShuttingDown;  // nobody to answer
       auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
       if (timeout_ns >= 0 && deadline < slice) slice = deadline;
-      q.changed.wait_until(lock, slice);
+      changed.wait_until(lock, slice);
     }
     if (client_gone && client_gone()) return kShuttingDown;  // woken for an item nobody would get
     return kOk;

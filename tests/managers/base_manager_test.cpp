@@ -545,6 +545,36 @@ TEST(BaseManager, AServerSideJoinableQueue) {
   expect_error<mproc::ValueError>([&] { jobs.task_done(); }, "task_done() called too many times");
 }
 
+void wait_for_the_event(mproc::EventProxy go, mproc::QueueProxy<std::string> said) {
+  said.put(go.wait(20s) ? "went" : "timed out");
+}
+
+// A server-side Event: processes reached through the manager wait in the server until it is set.
+TEST(BaseManager, AServerSideEvent) {
+  mproc::BaseManager server({"127.0.0.1", 0}, "secret");
+  ServerThread serving(server);
+  auto remote = mproc::BaseManager::connect(serving.address(), "secret");
+  auto go = remote.Event();
+  auto said = remote.Queue<std::string>();
+  EXPECT_FALSE(go.is_set());
+  EXPECT_FALSE(go.wait(20ms));
+  EXPECT_FALSE(go.wait(-1s));  // negative: at once
+  mproc_test::Children children;
+  for (int i = 0; i < 2; ++i) {
+    children.start(mproc::get_context(mproc::StartMethod::spawn).Process(wait_for_the_event, go, said));
+  }
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(said.qsize(), 0U);  // both still waiting
+  go.set();
+  children.expect_all_exit(0);
+  EXPECT_EQ(said.get(5s), "went");
+  EXPECT_EQ(said.get(5s), "went");
+  EXPECT_TRUE(go.is_set());
+  EXPECT_TRUE(go.wait());
+  go.clear();
+  EXPECT_FALSE(go.is_set());
+}
+
 void wait_for_an_item(mproc::QueueProxy<int> q, mproc::Event started) {
   (void)q.qsize();  // the link is up
   started.set();
