@@ -253,16 +253,20 @@ class ObjectTable {
     });
   }
 
+  // An object that waits under a mutex of its own (a queue, an Event): found under the table's
+  // mutex, used after letting it go. nullptr when the id names no such object.
+  template <class T>
+  std::shared_ptr<T> find_own_locked(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    auto it = objects_.find(id);
+    if (it == objects_.end()) return nullptr;
+    auto* held = std::get_if<std::shared_ptr<T>>(&it->second);
+    return held != nullptr ? *held : nullptr;
+  }
+
   ManagerResponse queue(const ManagerRequest& r, const ClientGone& client_gone) {
-    std::shared_ptr<QueueObject> q;
-    {
-      std::lock_guard lock(mutex_);
-      auto it = objects_.find(r.object);
-      if (it == objects_.end()) return fail(kValueError, "no such object in the manager");
-      auto* held = std::get_if<std::shared_ptr<QueueObject>>(&it->second);
-      if (held == nullptr) return fail(kValueError, "not a queue");
-      q = *held;
-    }
+    const auto q = find_own_locked<QueueObject>(r.object);
+    if (!q) return fail(kValueError, "no such queue in the manager");
     std::unique_lock lock(q->mutex);
     switch (r.op) {
       case kQueueSize:
@@ -303,15 +307,8 @@ class ObjectTable {
   }
 
   ManagerResponse event(const ManagerRequest& r, const ClientGone& client_gone) {
-    std::shared_ptr<EventObject> e;
-    {
-      std::lock_guard lock(mutex_);
-      auto it = objects_.find(r.object);
-      if (it == objects_.end()) return fail(kValueError, "no such object in the manager");
-      auto* held = std::get_if<std::shared_ptr<EventObject>>(&it->second);
-      if (held == nullptr) return fail(kValueError, "not an Event");
-      e = *held;
-    }
+    const auto e = find_own_locked<EventObject>(r.object);
+    if (!e) return fail(kValueError, "no such Event in the manager");
     std::unique_lock lock(e->mutex);
     switch (r.op) {
       case kEventSet:
