@@ -32,7 +32,6 @@
 // Value and the others are mproc's own shared objects (see Manager below).
 #pragma once
 
-#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -131,6 +130,15 @@ inline ManagerRequest make_request(std::uint64_t object, std::uint8_t op, std::v
   r.b = std::move(b);
   r.index = index;
   return r;
+}
+
+/// A timeout as a server-side wait takes it: 0 for a negative one (at once, as in CPython), -1
+/// for a century or more (no limit), saturating instead of overflowing.
+template <class Rep, class Period>
+std::int64_t wire_timeout(std::chrono::duration<Rep, Period> timeout) {
+  const std::chrono::nanoseconds ns = to_timeout(timeout);
+  if (ns == std::chrono::nanoseconds::max()) return -1;
+  return ns.count() < 0 ? 0 : static_cast<std::int64_t>(ns.count());
 }
 
 /// How a proxy finds its object: the server's address and key, the object's id.
@@ -369,14 +377,14 @@ class QueueProxy {
   /// Full when no room came within the timeout (negative: at once).
   template <class Rep, class Period>
   void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
-    call(detail::kQueuePut, detail::encode_value(item), nanoseconds(timeout));
+    call(detail::kQueuePut, detail::encode_value(item), detail::wire_timeout(timeout));
   }
   void put_nowait(const T& item) { call(detail::kQueuePut, detail::encode_value(item), 0); }
   T get() { return detail::decode_value<T>(call(detail::kQueueGet, {}, -1).value); }
   /// Empty when nothing came within the timeout (negative: at once).
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
-    return detail::decode_value<T>(call(detail::kQueueGet, {}, nanoseconds(timeout)).value);
+    return detail::decode_value<T>(call(detail::kQueueGet, {}, detail::wire_timeout(timeout)).value);
   }
   T get_nowait() { return detail::decode_value<T>(call(detail::kQueueGet, {}, 0).value); }
   [[nodiscard]] std::size_t qsize() const {
@@ -390,14 +398,6 @@ class QueueProxy {
   friend class BaseManager;
   friend struct codec<QueueProxy<T>>;
   explicit QueueProxy(detail::ProxyRef ref) : ref_(std::move(ref)) {}
-  // The timeout on the wire: 0 for a negative one (at once, as in CPython), -1 for a century or
-  // more (no limit), saturating instead of overflowing.
-  template <class Rep, class Period>
-  static std::int64_t nanoseconds(std::chrono::duration<Rep, Period> timeout) {
-    const std::chrono::nanoseconds ns = detail::to_timeout(timeout);
-    if (ns == std::chrono::nanoseconds::max()) return -1;
-    return ns.count() < 0 ? 0 : static_cast<std::int64_t>(ns.count());
-  }
   detail::ManagerResponse call(std::uint8_t op, std::vector<std::byte> a = {},
                                std::int64_t timeout = 0) const {
     return detail::manager_call(ref_, detail::make_request(ref_.object, op, std::move(a), {}, timeout));
@@ -431,11 +431,7 @@ class EventProxy {
   bool wait() { return call(detail::kEventWait, -1).number != 0; }
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) {
-    const std::chrono::nanoseconds ns = detail::to_timeout(timeout);
-    const std::int64_t wire = ns == std::chrono::nanoseconds::max()
-                                  ? -1
-                                  : std::max<std::int64_t>(0, static_cast<std::int64_t>(ns.count()));
-    return call(detail::kEventWait, wire).number != 0;
+    return call(detail::kEventWait, detail::wire_timeout(timeout)).number != 0;
   }
   [[nodiscard]] const detail::ProxyRef& ref() const noexcept { return ref_; }
 
@@ -658,18 +654,14 @@ class MPROC_API BaseManager {
   /// anywhere. A local Manager's Queue() gives mproc's own shared-memory Queue instead.
   template <class T>
   QueueProxy<T> Queue(std::size_t maxsize = 0) {
-    auto request = simple(detail::kNewQueue);
-    request.index = static_cast<std::int64_t>(maxsize);
-    return QueueProxy<T>(make(std::move(request)));
+    return QueueProxy<T>(new_queue(maxsize));
   }
   /// An Event in the server. A local Manager's Event() gives mproc's own.
   EventProxy Event() { return EventProxy(make(simple(detail::kNewEvent))); }  // NOLINT: CPython's name
   /// The same with task_done() and join(). A local Manager's JoinableQueue() gives mproc's own.
   template <class T>
   JoinableQueueProxy<T> JoinableQueue(std::size_t maxsize = 0) {
-    auto request = simple(detail::kNewQueue);
-    request.index = static_cast<std::int64_t>(maxsize);
-    return JoinableQueueProxy<T>(make(std::move(request)));
+    return JoinableQueueProxy<T>(new_queue(maxsize));
   }
 
  protected:
@@ -686,6 +678,13 @@ class MPROC_API BaseManager {
     return r;
   }
   detail::ProxyRef make(detail::ManagerRequest request);
+  detail::ProxyRef new_queue(std::size_t maxsize) {
+    auto request = simple(detail::kNewQueue);
+    request.index = static_cast<std::int64_t>(maxsize);
+    return make(std::move(request));
+  }
+  /// Binds the listening socket (State::mutex held); the manager is then listening.
+  void bind_locked();
   void add_type(std::string type_name, detail::TypeEntry entry);
   std::unique_ptr<State> state_;
 };

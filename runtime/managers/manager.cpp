@@ -316,10 +316,15 @@ Address BaseManager::listen() {
   auto& s = *state_;
   std::lock_guard lock(s.mutex);
   if (s.mode != State::Mode::initial) throw ProcessError("Already started server");
-  s.listener.emplace(s.address, std::nullopt, 128);  // the handshake runs in each connection's thread
+  bind_locked();
+  return s.address;
+}
+
+void BaseManager::bind_locked() {
+  auto& s = *state_;
+  s.listener.emplace(detail::manager_listener(s.address));
   s.address = s.listener->address();
   s.mode = State::Mode::listening;
-  return s.address;
 }
 
 void BaseManager::serve_forever() {
@@ -330,8 +335,7 @@ void BaseManager::serve_forever() {
     std::lock_guard lock(s.mutex);
     switch (s.mode) {
       case State::Mode::initial:
-        s.listener.emplace(s.address, std::nullopt, 128);
-        s.address = s.listener->address();
+        bind_locked();
         break;
       case State::Mode::listening:
         break;
@@ -426,23 +430,14 @@ void BaseManager::shutdown() {
   if (!state_) return;
   auto& s = *state_;
   std::unique_lock lock(s.mutex);
-  const auto mode = std::exchange(s.mode, State::Mode::shut_down);
-  switch (mode) {
-    case State::Mode::listening:
-      s.listener.reset();
-      return;
-    case State::Mode::serving:
-      s.mode = State::Mode::serving;  // serve_forever() marks the end itself
-      s.serving->stop();
-      return;
-    case State::Mode::connected:
-      detail::forget_link(s.address);
-      return;
-    case State::Mode::started:
-      break;
-    default:
-      return;
+  if (s.mode == State::Mode::serving) {
+    s.serving->stop();  // serve_forever() marks the end itself
+    return;
   }
+  const auto mode = std::exchange(s.mode, State::Mode::shut_down);
+  if (mode == State::Mode::listening) s.listener.reset();
+  if (mode == State::Mode::connected) detail::forget_link(s.address);
+  if (mode != State::Mode::started) return;
   if (s.creator != ::getpid()) return;  // a fork child's copy: the server is its parent's
   lock.unlock();
   try {

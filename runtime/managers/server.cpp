@@ -335,19 +335,22 @@ class ObjectTable {
   template <class Ready>
   std::uint8_t wait(std::condition_variable& changed, std::unique_lock<std::mutex>& lock,
                     std::int64_t timeout_ns, const ClientGone& client_gone, Ready ready) {
+    if (ready()) return kOk;  // the common case: no clock, no look at the client
     constexpr std::int64_t kCentury = std::int64_t{100} * 365 * 24 * 3600 * 1'000'000'000;
     if (timeout_ns >= kCentury) timeout_ns = -1;  // and now + timeout cannot overflow
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::nanoseconds(std::max<std::int64_t>(timeout_ns, 0));
-    while (!ready()) {
+    do {
       if (timeout_ns >= 0 && std::chrono::steady_clock::now() >= deadline) return kEmpty;
       // relaxed: a hint to give up; the connection's own end does the rest.
       if (stop_.load(std::memory_order_relaxed)) return kShuttingDown;
+      // Only a call that waits asks about its client (for a pipe, a liveness check of its
+      // process): one that is answered at once has a client that just spoke.
       if (client_gone && client_gone()) return kShuttingDown;  // nobody to answer
       auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
       if (timeout_ns >= 0 && deadline < slice) slice = deadline;
       changed.wait_until(lock, slice);
-    }
+    } while (!ready());
     if (client_gone && client_gone()) return kShuttingDown;  // woken for an item nobody would get
     return kOk;
   }
@@ -578,10 +581,14 @@ namespace {
 
 // A request off a link; a longer one than the limit, or bytes that do not decode, end the
 // connection (the exception ends its thread).
-template <class Link>
-ManagerRequest receive(Link& link, std::size_t max_request) {
-  const Bytes bytes = link.recv_bytes(max_request);
-  return loads<ManagerRequest>(bytes);
+ManagerRequest receive(SocketConnection& socket, std::size_t max_request) {
+  return loads<ManagerRequest>(socket.recv_bytes(max_request));
+}
+// On a pipe the request is decoded in place, from the ring.
+ManagerRequest receive(Connection& pipe, std::size_t max_request) {
+  const auto view = pipe.recv_view();
+  if (view.bytes().size() > max_request) throw OSError(EMSGSIZE, "bad message length");
+  return loads<ManagerRequest>(view.bytes());
 }
 
 // Waits for the next request on a shared-memory pipe, looking at the stop flag now and then: a
@@ -735,7 +742,7 @@ void run_server(const Address& address, const std::string& authkey, TypeRegistry
   using Report = std::variant<Address, std::string>;
   std::optional<Listener> listener;
   try {
-    listener.emplace(address, std::nullopt, 128);  // the handshake runs in each connection's thread
+    listener.emplace(manager_listener(address));
   } catch (const std::exception& e) {
     report.send(Report(std::string(e.what())));
     return;

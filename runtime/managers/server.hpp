@@ -41,6 +41,12 @@ enum ManagerStatus : std::uint8_t {
 /// client for its pipe to be attached).
 inline constexpr std::chrono::milliseconds kHandshakeTimeout{20000};
 
+/// A manager's listening socket: no key at this level (the handshake runs in each connection's
+/// thread, see ServerState::serve), and a backlog for many clients connecting at once.
+inline Listener manager_listener(const Address& address) {
+  return Listener(address, std::nullopt, 128);
+}
+
 /// How many connections may be in their handshake at once; more are dropped at once (a flood of
 /// silent connections then costs 64 threads for 20 s, not the server).
 inline constexpr int kMaxHandshakes = 64;
