@@ -5,10 +5,8 @@
 set -euo pipefail
 bin=$1/net_bench
 reps=${2:-5}
-json=$(mktemp)
-trap 'rm -f "$json"' EXIT
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.3 --benchmark_format=json >"$json"
+source "$(dirname "$0")/gbench.sh"
+run_gbench "$bin" "$reps" "0.3"
 python3 - "$json" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))

@@ -9,10 +9,8 @@ bin=$1/pool_bench
 reps=${2:-5}
 shift $(($# < 2 ? $# : 2))
 here=$(cd "$(dirname "$0")" && pwd)
-json=$(mktemp)
-trap 'rm -f "$json"' EXIT
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_format=json "$@" >"$json"
+source "$(dirname "$0")/gbench.sh"
+run_gbench "$bin" "$reps" "" "$@"
 cpython='{}'
 if command -v python3 >/dev/null; then cpython=$(python3 "$here/peers/cpython_pool.py" 3); fi
 python3 - "$json" "$cpython" <<'PY'

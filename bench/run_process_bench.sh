@@ -5,10 +5,8 @@ set -euo pipefail
 bin=$1/process_bench
 reps=${2:-5}
 here=$(cd "$(dirname "$0")" && pwd)
-json=$(mktemp)
-trap 'rm -f "$json"' EXIT
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.5 --benchmark_format=json >"$json"
+source "$(dirname "$0")/gbench.sh"
+run_gbench "$bin" "$reps" "0.5"
 py=$(command -v python3 || true)
 cpython='{}'
 if [[ -n $py ]]; then cpython=$("$py" "$here/peers/cpython_process.py" 30); fi

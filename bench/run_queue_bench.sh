@@ -8,10 +8,8 @@ bin=$1/queue_bench
 reps=${2:-5}
 shift $(($# < 2 ? $# : 2))
 here=$(cd "$(dirname "$0")" && pwd)
-json=$(mktemp)
-trap 'rm -f "$json"' EXIT
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.2 --benchmark_format=json "$@" >"$json"
+source "$(dirname "$0")/gbench.sh"
+run_gbench "$bin" "$reps" "0.2" "$@"
 cpython='{}'
 if command -v python3 >/dev/null; then cpython=$(python3 "$here/peers/cpython_queue.py" 3); fi
 python3 - "$json" "$cpython" <<'PY'

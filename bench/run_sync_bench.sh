@@ -5,10 +5,8 @@ set -euo pipefail
 bin=$1/sync_bench
 reps=${2:-5}
 here=$(cd "$(dirname "$0")" && pwd)
-json=$(mktemp)
-trap 'rm -f "$json"' EXIT
-"$bin" --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.3 --benchmark_format=json >"$json"
+source "$(dirname "$0")/gbench.sh"
+run_gbench "$bin" "$reps" "0.3"
 cpython='{}'
 if command -v python3 >/dev/null; then cpython=$(python3 "$here/peers/cpython_lock.py" 3); fi
 python3 - "$json" "$cpython" <<'PY'
