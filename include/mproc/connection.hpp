@@ -21,9 +21,11 @@
 // answer_challenge: they are in mproc/listener.hpp, which this header includes.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -34,6 +36,7 @@
 #include <vector>
 
 #include "mproc/codec.hpp"
+#include "mproc/core/spsc_ring.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
 #include "mproc/listener.hpp"
@@ -54,6 +57,32 @@ struct PipeOptions {
 class Connection;
 
 namespace detail {
+
+/// The part of a connection's process-local state that send<T>() and recv<T>() of a plain scalar
+/// read inline: the rings and the flags that send_raw()/recv_raw() would check. A message that
+/// fits at once and an end that is open, unencumbered (no Loan, no View) and whose peer has not
+/// closed a handle since this end last looked takes no call at all; everything else (waiting,
+/// errors, end of file) goes through the out-of-line path. (Measured: the calls and re-checks
+/// cost a Pipe of 8-byte values more than half its throughput; docs/benchmarks.md, issue 4.)
+struct ConnectionHot {
+  std::optional<core::SpscRing<>> send_ring;                // the ring this end writes, if any
+  std::optional<core::SpscRing<>> recv_ring;                // the ring it reads, if any
+  const std::atomic<std::uint32_t>* peer_closes = nullptr;  // the other end's close count (header)
+  std::uint32_t peer_closes_seen = 0;                       // its value when this end last asked the socket
+  bool closed = false;
+  bool viewing = false;  // a View is outstanding
+  bool loaning = false;  // a Loan is outstanding
+
+  /// Whether send may write a record without send_raw()'s checks.
+  [[nodiscard]] bool send_ready() const noexcept {
+    // relaxed: a hint that makes the slow path ask the socket, which is the truth.
+    return send_ring && !closed && !loaning &&
+           peer_closes->load(std::memory_order_relaxed) == peer_closes_seen;
+  }
+  /// Whether recv may read a record without recv_raw()'s checks.
+  [[nodiscard]] bool recv_ready() const noexcept { return recv_ring && !closed && !viewing; }
+};
+
 struct ConnectionState;
 MPROC_API std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& options);
 MPROC_API std::vector<std::byte>& connection_scratch() noexcept;
@@ -118,7 +147,13 @@ class MPROC_API Connection {
   void send(const T& value) {
     static_assert(require_encodable<T>);
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
-      send_raw(&value, sizeof value);  // its encoding is its bytes: no encoder, no scratch
+      // Its encoding is its bytes: no encoder, no scratch; and inline when there is room.
+      if constexpr (sizeof(T) <= kInlineScalar) {
+        if (hot_ != nullptr && hot_->send_ready() &&
+            hot_->send_ring->template try_push_fixed<sizeof(T)>(&value))
+          return;
+      }
+      send_raw(&value, sizeof value);
       return;
     }
     std::vector<std::byte>& scratch = detail::connection_scratch();
@@ -133,6 +168,11 @@ class MPROC_API Connection {
   T recv() {
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
       T value;
+      if constexpr (sizeof(T) <= kInlineScalar) {  // inline when a whole record of T is there
+        if (hot_ != nullptr && hot_->recv_ready() &&
+            hot_->recv_ring->template try_pop_fixed<sizeof(T)>(&value))
+          return value;
+      }
       recv_raw(&value, sizeof value);
       return value;
     }
@@ -181,13 +221,25 @@ class MPROC_API Connection {
   [[nodiscard]] bool writable() const noexcept;
 
   Connection() = default;
-  explicit Connection(std::shared_ptr<detail::ConnectionState> state) noexcept : state_(std::move(state)) {}
+  explicit Connection(std::shared_ptr<detail::ConnectionState> state) noexcept;
+  Connection(const Connection&) = default;
+  Connection& operator=(const Connection&) = default;
+  Connection(Connection&& other) noexcept
+      : state_(std::move(other.state_)), hot_(std::exchange(other.hot_, nullptr)) {}
+  Connection& operator=(Connection&& other) noexcept {
+    state_ = std::move(other.state_);
+    hot_ = std::exchange(other.hot_, nullptr);
+    return *this;
+  }
+  ~Connection() = default;
   /// Internal: the shared state (for codec<Connection> and wait()).
   [[nodiscard]] const std::shared_ptr<detail::ConnectionState>& state() const noexcept { return state_; }
   /// Internal: poll with an absolute deadline (nullopt: forever).
   bool poll_until(std::optional<std::chrono::steady_clock::time_point> deadline);
 
  private:
+  // Plain scalars up to this size take the inline paths (SpscRing::try_push_fixed's limit).
+  static constexpr std::size_t kInlineScalar = 16;
   [[noreturn]] static void throw_has_fds();
   // One whole message of exactly `size` bytes: the fast path of send<T> / recv<T> for plain
   // scalars (DecodeError when the message has another size; it is dropped).
@@ -195,6 +247,7 @@ class MPROC_API Connection {
   void recv_raw(void* data, std::size_t size);
   detail::ConnectionState& live(bool need_send, bool need_recv) const;
   std::shared_ptr<detail::ConnectionState> state_;
+  detail::ConnectionHot* hot_ = nullptr;  // the same state, for the inline paths
 };
 
 inline std::pair<Connection, Connection> Pipe(bool duplex, const PipeOptions& options) {

@@ -33,6 +33,7 @@
 #include "mproc/codec.hpp"
 #include "mproc/core/mpmc_ring.hpp"
 #include "mproc/core/spsc_ring.hpp"
+#include "mproc/detail/liveness.hpp"
 #include "mproc/detail/shared_block.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/export.hpp"
@@ -61,6 +62,20 @@ struct QueueOptions {
 };
 
 namespace detail {
+
+/// Which thread of this process holds a role (producer or consumer) of an spsc queue: read inline
+/// by put() and get(), so that the holder's check costs two loads and no call.
+struct SpscSeat {
+  std::atomic<std::uint64_t> process{0};  // cached_process_identity() of the holder; 0: none
+  std::atomic<std::uint32_t> thread{0};   // its cached_thread_id()
+
+  [[nodiscard]] bool mine() const noexcept {
+    // relaxed (both): written by the holding thread under the claim mutex, read back by it; any
+    // other thread (or a forked child, whose identity differs) sees a value not its own.
+    return thread.load(std::memory_order_relaxed) == cached_thread_id() &&
+           process.load(std::memory_order_relaxed) == cached_process_identity();
+  }
+};
 
 /// The untyped queue (runtime/queues/queue_core.cpp): its shared memory, the ring inside (the
 /// multi-producer one, or the single-producer one for QueueOptions::spsc) and this process's
@@ -110,6 +125,13 @@ class MPROC_API QueueCore {
   [[nodiscard]] core::SpscRing<>* spsc() const noexcept { return spsc_; }
   void begin_put();
   void begin_get();
+  /// begin_put() / begin_get() without a call when the calling thread already holds the role.
+  void enter_put() {
+    if (!producer_seat_->mine()) begin_put();
+  }
+  void enter_get() {
+    if (!consumer_seat_->mine()) begin_get();
+  }
   /// This process's close() flag (shared by the copies of this handle).
   [[nodiscard]] const std::atomic<bool>& closed_flag() const noexcept { return *closed_; }
 
@@ -117,6 +139,8 @@ class MPROC_API QueueCore {
   void cache_pointers() noexcept;
   core::MpmcRing<>* mpmc_ = nullptr;
   core::SpscRing<>* spsc_ = nullptr;
+  const SpscSeat* producer_seat_ = nullptr;
+  const SpscSeat* consumer_seat_ = nullptr;
   const std::atomic<bool>* closed_ = nullptr;
   std::shared_ptr<struct QueueState> state_;
 };
@@ -306,20 +330,26 @@ class Queue {
         };
         return {block ? ring->push(sizeof(T), fill, deadline) : ring->try_push(sizeof(T), fill), sizeof(T)};
       }
-      if (core::SpscRing<>* spsc = core_.spsc()) {  // the fast path: room at once
+      if (core::SpscRing<>* spsc = core_.spsc()) {  // the fast path: room at once, or soon
         check_open();
-        core_.begin_put();
-        auto r = spsc->try_reserve(sizeof(T));
-        for (int polls = 0; block && r.status == core::RingStatus::full && polls < 64; ++polls) {
-          core::cpu_relax();
-          r = spsc->try_reserve(sizeof(T));
+        core_.enter_put();
+        if constexpr (sizeof(T) <= 16) {
+          for (int polls = 0; polls < (block ? 64 : 1); ++polls) {
+            if (spsc->template try_push_fixed<sizeof(T)>(&item)) return {core::RingStatus::ok, sizeof(T)};
+            core::cpu_relax();
+          }
+        } else {
+          auto r = spsc->try_reserve(sizeof(T));
+          for (int polls = 0; block && r.status == core::RingStatus::full && polls < 64; ++polls) {
+            core::cpu_relax();
+            r = spsc->try_reserve(sizeof(T));
+          }
+          if (r.status == core::RingStatus::ok) {
+            std::memcpy(r.payload.data(), &item, sizeof(T));
+            spsc->commit();
+            return {r.status, sizeof(T)};
+          }
         }
-        if (r.status == core::RingStatus::ok) {
-          std::memcpy(r.payload.data(), &item, sizeof(T));
-          spsc->commit();
-        }
-        if (r.status == core::RingStatus::ok) return {r.status, sizeof(T)};
-        if (!block && r.status == core::RingStatus::full) return {r.status, sizeof(T)};
       }
       return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
     } else {
@@ -350,17 +380,23 @@ class Queue {
       if constexpr (detail::is_raw_message_v<T>) {  // the fast path: a message at once
         if (core::SpscRing<>* spsc = core_.spsc()) {
           check_open();
-          core_.begin_get();
+          core_.enter_get();
           // A few polls first: a running producer answers sooner than the slow path's set-up.
           for (int polls = 0; polls < 64; ++polls) {
-            const auto p = spsc->try_peek();
-            if (p.status == core::RingStatus::ok && p.payload.size() == sizeof(T)) {
+            if constexpr (sizeof(T) <= 16) {
               T value;
-              std::memcpy(&value, p.payload.data(), sizeof(T));
-              spsc->release();
-              return value;
+              if (spsc->template try_pop_fixed<sizeof(T)>(&value)) return value;
+              if (spsc->readable()) break;  // a record the fixed path does not take: the slow path says
+            } else {
+              const auto p = spsc->try_peek();
+              if (p.status == core::RingStatus::ok && p.payload.size() == sizeof(T)) {
+                T value;
+                std::memcpy(&value, p.payload.data(), sizeof(T));
+                spsc->release();
+                return value;
+              }
+              if (p.status != core::RingStatus::empty) break;
             }
-            if (p.status != core::RingStatus::empty) break;
             core::cpu_relax();
           }
         }

@@ -59,23 +59,24 @@ std::span<std::byte> ring_region(const SharedBlock& block, std::uint32_t index, 
 
 }  // namespace
 
-struct ConnectionState {
+struct ConnectionState : ConnectionHot {
   SharedBlock block;                   // an anonymous pipe's memory, or
   std::shared_ptr<NamedRegion> named;  // a named one's
   PipeHeader* header = nullptr;
   std::uint32_t capacity = 0;
   std::size_t max_message = 0;
-  int send_index = -1;                 // which ring of the block this end writes, -1: none
-  int recv_index = -1;                 // which ring it reads, -1: none
-  int end = 0;                         // 0 for the first connection Pipe() returns, 1 for the second
-  std::uint32_t peer_closes_seen = 0;  // the peer's close count when this end last asked the socket
-  std::optional<Ring> send_ring;
-  std::optional<Ring> recv_ring;
-  platform::UniqueFd token;  // this end of the liveness socketpair
-  bool closed = false;
-  bool viewing = false;              // a View is outstanding
-  bool loaning = false;              // a Loan is outstanding
+  int send_index = -1;               // which ring of the block this end writes, -1: none
+  int recv_index = -1;               // which ring it reads, -1: none
+  int end = 0;                       // 0 for the first connection Pipe() returns, 1 for the second
+  platform::UniqueFd token;          // this end of the liveness socketpair
   std::vector<std::byte> assembled;  // a fragmented message, put together for a View
+
+  // Points the state at its pipe header, as end `e` (0 or 1).
+  void bind(PipeHeader* h, int e) noexcept {
+    header = h;
+    end = e;
+    peer_closes = &h->closes[1 - e];
+  }
 
   // Whether every handle of the other end, in every process, is closed (anonymous pipes: the
   // socket says; named ones: the other end's holder word says closed, or names a dead process).
@@ -89,7 +90,7 @@ struct ConnectionState {
   // How many times a handle of the other end was closed, in any process.
   [[nodiscard]] std::uint32_t closes() const noexcept {
     // relaxed: a hint that makes this end re-check the socket, which is the truth.
-    return header->closes[1 - end].load(std::memory_order_relaxed);
+    return peer_closes->load(std::memory_order_relaxed);
   }
 
   // Whether a handle of the other end was closed since this end last checked, and the other end
@@ -122,11 +123,10 @@ std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& opti
 
   auto make_end = [&](SharedBlock b, int end, int send_index, int recv_index, platform::UniqueFd token) {
     auto state = std::make_shared<ConnectionState>();
-    state->header = reinterpret_cast<PipeHeader*>(b.payload());
+    state->bind(reinterpret_cast<PipeHeader*>(b.payload()), end);
     state->block = std::move(b);
     state->capacity = options.capacity;
     state->max_message = options.max_message;
-    state->end = end;
     state->send_index = send_index;
     state->recv_index = recv_index;
     if (send_index >= 0)
@@ -249,6 +249,9 @@ Connection::View::~View() {
 }
 
 // ---- Connection ---------------------------------------------------------------------------------
+
+Connection::Connection(std::shared_ptr<ConnectionState> state) noexcept
+    : state_(std::move(state)), hot_(state_.get()) {}
 
 void Connection::throw_has_fds() {
   throw ValueError(
@@ -454,10 +457,9 @@ std::shared_ptr<detail::ConnectionState> attach_named_end(std::shared_ptr<detail
     throw ValueError("cannot open Connection '" + std::string(name) + "': its pipe header is invalid");
   }
   auto state = std::make_shared<detail::ConnectionState>();
-  state->header = reinterpret_cast<detail::PipeHeader*>(payload.data());
+  state->bind(reinterpret_cast<detail::PipeHeader*>(payload.data()), end);
   state->capacity = geometry.capacity;
   state->max_message = static_cast<std::size_t>(geometry.max_message);
-  state->end = end;
   state->send_index = end;
   state->recv_index = 1 - end;
   const auto ring = [&](int index) {
@@ -594,11 +596,10 @@ Connection codec<Connection>::decode(Decoder& in) {
     throw DecodeError("a received Connection's pipe header is invalid");
   }
   auto state = std::make_shared<detail::ConnectionState>();
-  state->header = reinterpret_cast<detail::PipeHeader*>(block.payload());
+  state->bind(reinterpret_cast<detail::PipeHeader*>(block.payload()), end);
   state->block = std::move(block);
   state->capacity = geometry.capacity;
   state->max_message = static_cast<std::size_t>(geometry.max_message);
-  state->end = end;
   state->send_index = send_index;
   state->recv_index = recv_index;
   if (send_index >= 0) {

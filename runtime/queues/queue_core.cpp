@@ -97,8 +97,8 @@ struct QueueState {
   std::uint32_t instance = 0;
   std::atomic<std::uint32_t> producer_word{0};  // the role word this state holds, 0: none
   std::atomic<std::uint32_t> consumer_word{0};
-  std::atomic<std::uint32_t> producer_thread{0};  // the thread of this process that holds it
-  std::atomic<std::uint32_t> consumer_thread{0};
+  SpscSeat producer_seat;  // the thread of this process that holds it
+  SpscSeat consumer_seat;
   std::mutex claim_mutex;  // the slow path: claiming a role
 
   [[nodiscard]] std::uint32_t self_word() const noexcept {
@@ -106,25 +106,26 @@ struct QueueState {
   }
 
   // Makes the calling thread the holder of the role, or throws ValueError.
-  void enter(std::atomic<std::uint32_t>& role, std::atomic<std::uint32_t>& held,
-             std::atomic<std::uint32_t>& holder_thread, const char* what) {
-    const std::uint32_t tid = thread_id();
-    const std::uint32_t mine = self_word();
-    // relaxed (both): written under claim_mutex by the claiming thread, read back by it; any other
-    // thread reads a value that is not its own and takes the slow path.
-    if (holder_thread.load(std::memory_order_relaxed) == tid && held.load(std::memory_order_relaxed) == mine)
-      return;
+  // The seat says which thread of which process holds the role here; a forked child's copy names
+  // its parent, so the child claims the role for itself.
+  void enter(std::atomic<std::uint32_t>& role, std::atomic<std::uint32_t>& held, SpscSeat& seat,
+             const char* what) {
+    if (seat.mine()) return;
+    const std::uint32_t tid = cached_thread_id();
+    const std::uint64_t process = cached_process_identity();
     const std::lock_guard guard(claim_mutex);
-    // relaxed: under claim_mutex.
-    const std::uint32_t owner = holder_thread.load(std::memory_order_relaxed);
-    // relaxed: under claim_mutex.
-    if (owner != 0 && owner != tid && held.load(std::memory_order_relaxed) == mine) {
+    // relaxed (all three): under claim_mutex.
+    const std::uint32_t owner = seat.thread.load(std::memory_order_relaxed);
+    if (owner != 0 && owner != tid && seat.process.load(std::memory_order_relaxed) == process &&
+        held.load(std::memory_order_relaxed) == self_word()) {
       throw ValueError(std::string("this Queue has one ") + what +
                        " thread (QueueOptions::spsc), and thread " + std::to_string(owner) +
                        " of this process is it");
     }
     claim(role, held, what);
-    holder_thread.store(tid, std::memory_order_relaxed);  // relaxed: under claim_mutex
+    // relaxed (both): under claim_mutex; read back by this thread's fast path (SpscSeat::mine).
+    seat.thread.store(tid, std::memory_order_relaxed);
+    seat.process.store(process, std::memory_order_relaxed);
   }
 
   // Takes the role for this handle in the header: free, already ours, or held by a dead process.
@@ -186,6 +187,8 @@ struct QueueState {
 void QueueCore::cache_pointers() noexcept {
   mpmc_ = state_->mpmc ? &*state_->mpmc : nullptr;
   spsc_ = state_->spsc ? &*state_->spsc : nullptr;
+  producer_seat_ = &state_->producer_seat;
+  consumer_seat_ = &state_->consumer_seat;
   closed_ = &state_->closed;
 }
 
@@ -231,7 +234,7 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
     const auto f = [&](std::span<std::byte> out) noexcept { fill(context, out); };
     return block ? s.mpmc->push(size, f, deadline) : s.mpmc->try_push(size, f);
   }
-  s.enter(s.header->producer, s.producer_word, s.producer_thread, "producer");
+  s.enter(s.header->producer, s.producer_word, s.producer_seat, "producer");
   for (int polls = 0;;) {
     auto r = s.spsc->try_reserve(size);
     if (r.status == core::RingStatus::ok) {
@@ -274,7 +277,7 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
     }
     return status;
   }
-  s.enter(s.header->consumer, s.consumer_word, s.consumer_thread, "consumer");
+  s.enter(s.header->consumer, s.consumer_word, s.consumer_seat, "consumer");
   for (int polls = 0;;) {
     const auto p = s.spsc->try_peek();
     if (p.status == core::RingStatus::ok) {
@@ -304,12 +307,12 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
 
 void QueueCore::begin_put() {
   QueueState& s = *state_;
-  s.enter(s.header->producer, s.producer_word, s.producer_thread, "producer");
+  s.enter(s.header->producer, s.producer_word, s.producer_seat, "producer");
 }
 
 void QueueCore::begin_get() {
   QueueState& s = *state_;
-  s.enter(s.header->consumer, s.consumer_word, s.consumer_thread, "consumer");
+  s.enter(s.header->consumer, s.consumer_word, s.consumer_seat, "consumer");
 }
 
 std::size_t QueueCore::qsize() const {

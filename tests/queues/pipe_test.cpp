@@ -60,12 +60,30 @@ bool push(SpscRing<>& ring, const std::vector<std::byte>& msg, std::uint8_t flag
   return true;
 }
 
+// A model of the ring's contents: each message and the position where its record ends.
+using RingModel = std::deque<std::pair<std::vector<std::byte>, std::uint64_t>>;
+
+// try_peek + release against the model: empty when the model is, else its front message (whose
+// end becomes the model's head).
+void peek_and_check(SpscRing<>& ring, RingModel& model, std::uint64_t& head) {
+  auto p = ring.try_peek();
+  if (model.empty()) {
+    RC_ASSERT(p.status == RingStatus::empty);
+    return;
+  }
+  RC_ASSERT(p.status == RingStatus::ok);
+  RC_ASSERT(std::vector<std::byte>(p.payload.begin(), p.payload.end()) == model.front().first);
+  head = model.front().second;
+  model.pop_front();
+  ring.release();
+}
+
 // The ring against a model that counts bytes as the ring does: 8-byte aligned records of a header
 // and the payload, and a pad when a record would cross the end.
 RC_GTEST_PROP(SpscRingModel, MatchesADequeOfMessages, ()) {
   const std::uint32_t capacity = 1U << *rc::gen::inRange(6, 11);
   RingRegion r(capacity);
-  std::deque<std::pair<std::vector<std::byte>, std::uint64_t>> model;  // message, its end position
+  RingModel model;
   std::uint64_t tail = 0, head = 0;
   const auto ops = *rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 1000));
   unsigned seed = 0;
@@ -88,18 +106,54 @@ RC_GTEST_PROP(SpscRingModel, MatchesADequeOfMessages, ()) {
         model.emplace_back(msg, tail);
       }
     } else {
-      auto p = r.ring.try_peek();
-      if (model.empty()) {
-        RC_ASSERT(p.status == RingStatus::empty);
-      } else {
-        RC_ASSERT(p.status == RingStatus::ok);
-        RC_ASSERT(std::vector<std::byte>(p.payload.begin(), p.payload.end()) == model.front().first);
-        head = model.front().second;
-        model.pop_front();
-        r.ring.release();
-      }
+      peek_and_check(r.ring, model, head);
     }
   }
+}
+
+// The fixed-size fast paths (try_push_fixed / try_pop_fixed, what Pipe::send<T> and an spsc
+// Queue<T> of a plain scalar run inline) mixed with the general ones, against the same model:
+// they lay out and accept exactly what try_reserve and try_peek do, and a fixed pop of a record
+// of another size consumes nothing.
+RC_GTEST_PROP(SpscRingModel, FixedPathsAgreeWithTheGeneralOnes, ()) {
+  const std::uint32_t capacity = 1U << *rc::gen::inRange(6, 10);
+  RingRegion r(capacity);
+  RingModel model;
+  std::uint64_t tail = 0, head = 0;
+  const auto ops = *rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 1000));
+  std::uint64_t next = 1;
+  for (int op : ops) {
+    if (op % 4 < 2) {  // push: an 8-byte value through the fixed path, or a message of 0-23 bytes
+      const bool fixed = op % 4 == 0;
+      std::vector<std::byte> msg(fixed ? 8 : static_cast<std::size_t>(op % 24));
+      std::memcpy(msg.data(), &next, std::min<std::size_t>(msg.size(), 8));
+      ++next;
+      const bool ok = fixed ? r.ring.try_push_fixed<8>(msg.data()) : push(r.ring, msg);
+      const std::uint64_t need = (8 + msg.size() + 7) & ~std::uint64_t{7};
+      const std::uint64_t offset = tail % capacity;
+      const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
+      RC_ASSERT(ok == (tail + pad + need - head <= capacity));
+      if (ok) {
+        tail += pad + need;
+        model.emplace_back(msg, tail);
+      }
+    } else if (op % 4 == 2) {  // a fixed pop: only a whole 8-byte record at the front
+      std::uint64_t value = 0;
+      const bool ok = r.ring.try_pop_fixed<8>(&value);
+      const bool front_is_8 = !model.empty() && model.front().first.size() == 8;
+      // A pad before the front record sends the fixed path to the general one: it may say no.
+      if (!front_is_8) RC_ASSERT(!ok);
+      if (ok) {
+        RC_ASSERT(std::memcmp(&value, model.front().first.data(), 8) == 0);
+        head = model.front().second;
+        model.pop_front();
+      }
+    } else {
+      peek_and_check(r.ring, model, head);
+    }
+  }
+  while (!model.empty()) peek_and_check(r.ring, model, head);  // the rest, in order
+  RC_ASSERT(r.ring.try_peek().status == RingStatus::empty);
 }
 
 TEST(SpscRing, StreamsBetweenThreadsWithoutLossOrTearing) {
@@ -170,6 +224,18 @@ TEST(SpscRing, HostileIndicesAndHeadersAreCorruptionNotCrashes) {
     if (last == RingStatus::ok) producer.commit();
   }
   EXPECT_EQ(last, RingStatus::corrupted);
+  // The fixed-size fast paths refuse the same hostile indices (the general paths then say why).
+  SpscRing<> fixed_producer = *SpscRing<>::attach(std::span(r.memory));
+  const std::uint64_t value = 7;
+  bool pushed = true;
+  for (int i = 0; i < 40 && pushed; ++i) pushed = fixed_producer.try_push_fixed<8>(&value);
+  EXPECT_FALSE(pushed);
+  EXPECT_EQ(fixed_producer.try_reserve(8).status, RingStatus::corrupted);
+  tail->store(1ULL << 40);
+  SpscRing<> fixed_consumer = *SpscRing<>::attach(std::span(r.memory));
+  std::uint64_t out = 0;
+  EXPECT_FALSE(fixed_consumer.try_pop_fixed<8>(&out));
+  EXPECT_EQ(fixed_consumer.try_peek().status, RingStatus::corrupted);
   // A header with a capacity that is not a power of two, or beyond the region, is refused.
   auto* geometry = reinterpret_cast<std::uint32_t*>(r.memory.data() + offsetof(SpscRing<>::Shared, geometry));
   *geometry = 1000;

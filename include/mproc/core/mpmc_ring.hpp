@@ -92,7 +92,7 @@ enum class RingStep {
 /// The claimant tag written into a state word: the pid (22 bits), and whether it still runs.
 struct ProcessTag {
   static std::uint32_t self() noexcept {
-    return static_cast<std::uint32_t>(detail::process_identity()) & ((1U << 22) - 1);
+    return static_cast<std::uint32_t>(detail::cached_process_identity()) & ((1U << 22) - 1);
   }
   /// Pid only (no start-time stamp): a zombie or a missing pid is dead.
   static bool alive(std::uint32_t tag) noexcept { return detail::process_alive(tag); }

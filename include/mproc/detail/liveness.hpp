@@ -32,6 +32,22 @@ MPROC_API bool process_alive(std::uint64_t identity) noexcept;
 /// The calling thread's id (gettid), cached per thread.
 MPROC_API std::uint32_t thread_id() noexcept;
 
+/// thread_id(), without a call once this thread has asked in this process (a forked child's
+/// thread keeps its thread_local values, so the cache is keyed by the process identity).
+inline std::uint32_t cached_thread_id() noexcept {
+  struct Cache {
+    std::uint64_t process = 0;
+    std::uint32_t tid = 0;
+  };
+  thread_local Cache cache;
+  const std::uint64_t process = cached_process_identity();
+  if (cache.process != process) [[unlikely]] {
+    cache.tid = thread_id();
+    cache.process = process;
+  }
+  return cache.tid;
+}
+
 /// The liveness policy of the robust lock cores (tests substitute their own).
 struct ProcessLiveness {
   static std::uint64_t self() noexcept { return process_identity(); }
