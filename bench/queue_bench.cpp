@@ -277,9 +277,12 @@ double run_in_children(int n, F body) {
     Children children;
     for (int i = 0; i < n && ok; ++i) {
       ok = children.spawn([line, &body, i, pin, &cpus] {
-        if (pin && !pin_self_to(cpus[static_cast<std::size_t>(i)])) return false;
+        // A child that cannot pin itself still reports ready (the parent waits for all), then
+        // fails the run instead of measuring unpinned.
+        const bool pinned = !pin || pin_self_to(cpus[static_cast<std::size_t>(i)]);
         line->ready.fetch_add(1, std::memory_order_relaxed);
         while (line->go.load(std::memory_order_relaxed) == 0) sched_yield();
+        if (!pinned) return false;
         const bool done = body(i);
         const std::int64_t end = now_ns();
         std::int64_t seen = line->last_end_ns.load(std::memory_order_relaxed);

@@ -146,7 +146,13 @@ struct QueueState {
       if (role.compare_exchange_weak(seen, mine, std::memory_order_relaxed)) break;
     }
     held.store(mine, std::memory_order_relaxed);  // relaxed: under claim_mutex
-    spsc->resync();                               // take over where the ring is, whoever used the role before
+    // Take over where the ring is, whoever used the role before: this role's half only, since
+    // another thread of this process may be using the other role's half of the same view.
+    if (&role == &header->producer) {
+      spsc->resync_producer();
+    } else {
+      spsc->resync_consumer();
+    }
   }
 
   void attach(std::span<std::byte> payload) {

@@ -2,6 +2,7 @@
 // producers and consumers in several processes under fork and spawn.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -409,6 +410,37 @@ TEST(SpscQueue, ASecondThreadOfTheProducerProcessIsAnError) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A producer thread streams while another thread of the same process takes the consumer role
+// mid-stream: claiming one role must not move the other role's position in the shared view (it
+// did: the claim re-read both, and a put racing with it overwrote an unread record or re-sent
+// one). Also run under ThreadSanitizer (make test-tsan), which reports the old race.
+TEST(SpscQueue, ThreadsTakingTheTwoRolesMidStreamLoseNothing) {
+  mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.maxsize = 64, .spsc = true});
+  constexpr std::uint64_t kValues = 50'000;
+  std::atomic<bool> started{false};
+  std::atomic<bool> done{false};
+  std::thread producer([&] {
+    for (std::uint64_t v = 1; v <= kValues; ++v) {
+      q.put(v);
+      started.store(true, std::memory_order_release);
+    }
+    done.store(true, std::memory_order_release);
+  });
+  while (!started.load(std::memory_order_acquire)) std::this_thread::yield();
+  std::uint64_t expected = 1;
+  try {
+    for (; expected <= kValues; ++expected) {
+      const std::uint64_t got = q.get(10s);  // a lost value would leave this waiting: Empty instead
+      if (got != expected) break;
+    }
+  } catch (const mproc::Empty&) {
+  }
+  EXPECT_EQ(expected, kValues + 1) << "value " << expected << " was lost, repeated or reordered";
+  while (!done.load(std::memory_order_acquire)) (void)q.try_get();  // unblock a producer left waiting
+  producer.join();
+  EXPECT_FALSE(q.try_get().has_value());
 }
 
 }  // namespace

@@ -248,11 +248,12 @@ class SpscRing {
       if (tail == local_head_ || tail < local_head_ || tail - local_head_ > capacity_) return false;
       cached_tail_ = tail;
     }
+    if ((local_head_ & 7) != 0) return false;  // before reading a header there: 8 bytes must fit
     const std::uint64_t offset = local_head_ & mask();
     std::uint64_t header = 0;
     std::memcpy(&header, data_ + offset, sizeof header);
-    if (header != (std::uint64_t{Size} | (std::uint64_t{flags} << kFlagShift)) || (local_head_ & 7) != 0 ||
-        offset + need > capacity_ || need > cached_tail_ - local_head_) {
+    if (header != (std::uint64_t{Size} | (std::uint64_t{flags} << kFlagShift)) || offset + need > capacity_ ||
+        need > cached_tail_ - local_head_) {
       return false;
     }
     std::memcpy(out, data_ + offset + kHeaderBytes, Size);
@@ -338,12 +339,22 @@ class SpscRing {
   /// connection passed to a child) starts from the ring's state, not from its creator's. The
   /// other side's index is only a cache here: it is re-read, and checked, at the first use.
   void resync() noexcept {
+    resync_producer();
+    resync_consumer();
+  }
+  /// resync() of the producer's half only: a process whose one view serves both roles (an spsc
+  /// Queue's producer thread and consumer thread) must not move the other role's position while
+  /// that role's thread is using it. @concurrent producer
+  void resync_producer() noexcept {
     // [sync:spsc.publish] acquire: as in try_peek.
     local_tail_ = shared_->tail->load(std::memory_order_acquire);
+    cached_head_ = local_tail_ - capacity_;  // "full": try_reserve re-reads head first
+  }
+  /// resync() of the consumer's half only. @concurrent consumer
+  void resync_consumer() noexcept {
     // [sync:spsc.free] acquire: as in try_reserve.
     local_head_ = shared_->head->load(std::memory_order_acquire);
-    cached_head_ = local_tail_ - capacity_;  // "full": try_reserve re-reads head first
-    cached_tail_ = local_head_;              // "empty": try_peek re-reads tail first
+    cached_tail_ = local_head_;  // "empty": try_peek re-reads tail first
   }
 
  private:
