@@ -147,12 +147,11 @@ class MPROC_API Connection {
   void send(const T& value) {
     static_assert(require_encodable<T>);
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
-      // Its encoding is its bytes: no encoder, no scratch; and inline when there is room.
-      if constexpr (sizeof(T) <= kInlineScalar) {
-        if (hot_ != nullptr && hot_->send_ready() &&
-            hot_->send_ring->template try_push_fixed<sizeof(T)>(&value))
-          return;
-      }
+      // Its encoding is its bytes: no encoder, no scratch; and inline when there is room (plain
+      // scalars are at most 16 bytes, try_push_fixed's limit).
+      if (hot_ != nullptr && hot_->send_ready() &&
+          hot_->send_ring->template try_push_fixed<sizeof(T)>(&value))
+        return;
       send_raw(&value, sizeof value);
       return;
     }
@@ -168,11 +167,9 @@ class MPROC_API Connection {
   T recv() {
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
       T value;
-      if constexpr (sizeof(T) <= kInlineScalar) {  // inline when a whole record of T is there
-        if (hot_ != nullptr && hot_->recv_ready() &&
-            hot_->recv_ring->template try_pop_fixed<sizeof(T)>(&value))
-          return value;
-      }
+      // Inline when a whole record of T is there.
+      if (hot_ != nullptr && hot_->recv_ready() && hot_->recv_ring->template try_pop_fixed<sizeof(T)>(&value))
+        return value;
       recv_raw(&value, sizeof value);
       return value;
     }
@@ -238,8 +235,6 @@ class MPROC_API Connection {
   bool poll_until(std::optional<std::chrono::steady_clock::time_point> deadline);
 
  private:
-  // Plain scalars up to this size take the inline paths (SpscRing::try_push_fixed's limit).
-  static constexpr std::size_t kInlineScalar = 16;
   [[noreturn]] static void throw_has_fds();
   // One whole message of exactly `size` bytes: the fast path of send<T> / recv<T> for plain
   // scalars (DecodeError when the message has another size; it is dropped).

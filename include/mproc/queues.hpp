@@ -333,22 +333,12 @@ class Queue {
       if (core::SpscRing<>* spsc = core_.spsc()) {  // the fast path: room at once, or soon
         check_open();
         core_.enter_put();
-        if constexpr (sizeof(T) <= 16) {
-          for (int polls = 0; polls < (block ? 64 : 1); ++polls) {
-            if (spsc->template try_push_fixed<sizeof(T)>(&item)) return {core::RingStatus::ok, sizeof(T)};
-            core::cpu_relax();
-          }
-        } else {
-          auto r = spsc->try_reserve(sizeof(T));
-          for (int polls = 0; block && r.status == core::RingStatus::full && polls < 64; ++polls) {
-            core::cpu_relax();
-            r = spsc->try_reserve(sizeof(T));
-          }
-          if (r.status == core::RingStatus::ok) {
-            std::memcpy(r.payload.data(), &item, sizeof(T));
-            spsc->commit();
-            return {r.status, sizeof(T)};
-          }
+        // Plain scalars are at most 16 bytes, try_push_fixed's limit. A few polls when blocking:
+        // a running consumer makes room sooner than the slow path's set-up.
+        for (int polls = block ? 64 : 1;;) {
+          if (spsc->template try_push_fixed<sizeof(T)>(&item)) return {core::RingStatus::ok, sizeof(T)};
+          if (--polls == 0) break;
+          core::cpu_relax();
         }
       }
       return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
@@ -383,20 +373,9 @@ class Queue {
           core_.enter_get();
           // A few polls first: a running producer answers sooner than the slow path's set-up.
           for (int polls = 0; polls < 64; ++polls) {
-            if constexpr (sizeof(T) <= 16) {
-              T value;
-              if (spsc->template try_pop_fixed<sizeof(T)>(&value)) return value;
-              if (spsc->readable()) break;  // a record the fixed path does not take: the slow path says
-            } else {
-              const auto p = spsc->try_peek();
-              if (p.status == core::RingStatus::ok && p.payload.size() == sizeof(T)) {
-                T value;
-                std::memcpy(&value, p.payload.data(), sizeof(T));
-                spsc->release();
-                return value;
-              }
-              if (p.status != core::RingStatus::empty) break;
-            }
+            T value;
+            if (spsc->template try_pop_fixed<sizeof(T)>(&value)) return value;
+            if (spsc->readable()) break;  // a record the fixed path does not take: the slow path says
             core::cpu_relax();
           }
         }

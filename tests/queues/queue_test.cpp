@@ -435,7 +435,7 @@ TEST(SpscQueue, ThreadsTakingTheTwoRolesMidStreamLoseNothing) {
       const std::uint64_t got = q.get(10s);  // a lost value would leave this waiting: Empty instead
       if (got != expected) break;
     }
-  } catch (const mproc::Empty&) {
+  } catch (const std::exception&) {  // Empty after a loss; anything else fails the check below too
   }
   EXPECT_EQ(expected, kValues + 1) << "value " << expected << " was lost, repeated or reordered";
   while (!done.load(std::memory_order_acquire)) (void)q.try_get();  // unblock a producer left waiting
