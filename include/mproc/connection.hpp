@@ -152,7 +152,10 @@ class MPROC_API Connection {
       if (hot_ != nullptr && hot_->send_ready() &&
           hot_->send_ring->template try_push_fixed<sizeof(T)>(&value))
         return;
-      send_raw(&value, sizeof value);
+      // A copy: only it escapes to the out-of-line call, so a caller's value need not live in
+      // memory for the fast path's sake (a loop counter sent by reference was a store per send).
+      const T copy = value;
+      send_raw(&copy, sizeof copy);
       return;
     }
     std::vector<std::byte>& scratch = detail::connection_scratch();

@@ -132,6 +132,10 @@ class MPROC_API QueueCore {
   void enter_get() {
     if (!consumer_seat_->mine()) begin_get();
   }
+  /// Whether the calling thread holds the spsc producer (consumer) role already: the inline fast
+  /// paths' check, which never claims. Only for an spsc queue.
+  [[nodiscard]] bool holds_put() const noexcept { return producer_seat_->mine(); }
+  [[nodiscard]] bool holds_get() const noexcept { return consumer_seat_->mine(); }
   /// This process's close() flag (shared by the copies of this handle).
   [[nodiscard]] const std::atomic<bool>& closed_flag() const noexcept { return *closed_; }
 
@@ -216,7 +220,15 @@ class Queue {
 
   /// put(obj): blocks while the queue is full. Throws ValueError after close() or when the
   /// message can never fit. @concurrent any
-  void put(const T& item) { put_until(item, std::nullopt); }
+  void put(const T& item) {
+    if constexpr (detail::is_raw_message_v<T>) {
+      if (put_inline(item)) return;
+      const T copy = item;  // only the copy escapes to the call: see Connection::send
+      put_until(copy, std::nullopt);
+    } else {
+      put_until(item, std::nullopt);
+    }
+  }
   /// put(obj, timeout=...): Full when no room came within the timeout (negative: at once).
   template <class Rep, class Period>
   void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
@@ -238,7 +250,13 @@ class Queue {
   }
 
   /// get(): blocks until a message arrives; wakes with ValueError if this handle is closed meanwhile.
-  T get() { return get_until(std::nullopt); }
+  T get() {
+    if constexpr (detail::is_raw_message_v<T>) {
+      T value;
+      if (get_inline(value)) return value;
+    }
+    return get_until(std::nullopt);
+  }
   /// get(timeout=...): Empty when nothing came within the timeout (negative: at once).
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
@@ -341,7 +359,9 @@ class Queue {
           core::cpu_relax();
         }
       }
-      return {core_.put(sizeof(T), &fill_raw, const_cast<T*>(&item), deadline, block), sizeof(T)};
+      // A copy, as in Connection::send: only it escapes to the out-of-line call.
+      T copy = item;
+      return {core_.put(sizeof(T), &fill_raw, &copy, deadline, block), sizeof(T)};
     } else {
       std::vector<std::byte>& scratch = detail::encode_scratch();
       scratch.clear();
@@ -352,12 +372,37 @@ class Queue {
     }
   }
 
-  void put_until(const T& item, std::optional<std::chrono::steady_clock::time_point> deadline) {
+  // The spsc ring's inline paths for plain scalars: one attempt, no claim, no throw; false sends
+  // the caller to the general path, which deals with everything else (a closed handle, a role
+  // not yet held, a full or empty ring, a record of another kind). They are separate and small so
+  // that the caller's loop stays free of the general path's spills: on a producer that waits on
+  // its stores, each spill is one more (docs/benchmarks.md, session 6).
+  bool put_inline(const T& item) noexcept {
+    if constexpr (detail::is_raw_message_v<T>) {
+      core::SpscRing<>* spsc = core_.spsc();
+      // relaxed: this process's own flag, as in check_open().
+      return spsc != nullptr && !core_.closed_flag().load(std::memory_order_relaxed) && core_.holds_put() &&
+             spsc->template try_push_fixed<sizeof(T)>(&item);
+    }
+    return false;
+  }
+  bool get_inline(T& value) noexcept {
+    if constexpr (detail::is_raw_message_v<T>) {
+      core::SpscRing<>* spsc = core_.spsc();
+      // relaxed: as in put_inline.
+      return spsc != nullptr && !core_.closed_flag().load(std::memory_order_relaxed) && core_.holds_get() &&
+             spsc->template try_pop_fixed<sizeof(T)>(&value);
+    }
+    return false;
+  }
+
+  [[gnu::noinline]] void put_until(const T& item,
+                                   std::optional<std::chrono::steady_clock::time_point> deadline) {
     const auto [status, size] = push(item, deadline, true);
     if (status != core::RingStatus::ok) detail::throw_queue_status(status, size, core_.max_message());
   }
 
-  T get_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
+  [[gnu::noinline]] T get_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
     std::optional<T> item;
     core::RingStatus status{};
     if (core::MpmcRing<>* ring = core_.mpmc()) {

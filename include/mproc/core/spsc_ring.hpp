@@ -32,6 +32,9 @@
 #include <new>
 #include <optional>
 #include <span>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "mproc/core/layout.hpp"
 #include "mproc/core/mpmc_ring.hpp"  // RingStatus
@@ -112,7 +115,7 @@ class SpscRing {
   Reservation try_reserve(std::size_t size, std::uint8_t flags = 0) noexcept {
     if (size > max_record()) return {RingStatus::too_large, {}};
     const std::uint64_t need = record_bytes(size);
-    std::uint64_t pos = local_tail_;
+    std::uint64_t pos = produced();
     if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
     const std::uint64_t offset = pos & mask();
     const std::uint64_t pad = offset + need > capacity_ ? capacity_ - offset : 0;
@@ -135,47 +138,60 @@ class SpscRing {
 
   /// Publishes the reserved record. @concurrent producer
   void commit() noexcept {
-    local_tail_ = pending_end_;
     // [sync:spsc.publish] release: the header and payload written since try_reserve are visible
     // to the consumer's acquire load of tail.
-    shared_->tail->store(local_tail_, std::memory_order_release);
+    shared_->tail->store(pending_end_, std::memory_order_release);
     shared_->not_empty->notify_one();
   }
 
   /// The fast path for a small record of a fixed size (a plain scalar's bytes): reserve, write and
   /// publish in one step. True when published; false, with nothing written, when there is no room
-  /// now or the ring is corrupted (the caller's slow path, try_reserve, tells which). The header
-  /// and payload go out in one store of record_bytes(Size) bytes and the producer's position is
-  /// stored once: in a stream the producer waits on its stores (each one to a line the consumer is
-  /// reading), and try_reserve + commit made five per record where this makes three. @concurrent producer
+  /// now or the ring is corrupted (the caller's slow path, try_reserve, tells which). In a stream
+  /// the producer waits on its stores (each one to a line the consumer is reading), so this makes
+  /// as few as it can: for a record of 16 bytes (a scalar of up to 8), one store of header and
+  /// payload and one of tail, where try_reserve + commit made five. @concurrent producer
   template <std::size_t Size>
     requires(Size <= 16)
   bool try_push_fixed(const void* value, std::uint8_t flags = 0) noexcept {
+    // Every member is read into a local before the record's stores: a store through std::byte*
+    // may alias this view, and each member re-read after it was one more load behind the stores
+    // that a streaming producer waits on (docs/benchmarks.md, session 6).
     constexpr std::uint64_t need = record_bytes(Size);
-    std::uint64_t pos = local_tail_;
-    const std::uint64_t offset = pos & mask();
-    const std::uint64_t pad = offset + need > capacity_ ? capacity_ - offset : 0;
+    Shared* const shared = shared_;
+    std::byte* const data = data_;
+    const std::uint64_t capacity = capacity_;
+    std::uint64_t pos = shared->tail->load(std::memory_order_relaxed);  // relaxed: our own index
+    const std::uint64_t offset = pos & (capacity - 1);
+    const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
     if ((pos & 7) != 0 || need > max_record() + kHeaderBytes) return false;
-    if (pos + pad + need - cached_head_ > capacity_) {
+    if (pos + pad + need - cached_head_ > capacity) {
       // [sync:spsc.free] acquire: as in try_reserve.
-      const std::uint64_t head = shared_->head->load(std::memory_order_acquire);
-      if (head > pos || pos - head > capacity_) return false;
+      const std::uint64_t head = shared->head->load(std::memory_order_acquire);
+      if (head > pos || pos - head > capacity) return false;
       cached_head_ = head;
-      if (pos + pad + need - head > capacity_) return false;
+      if (pos + pad + need - head > capacity) return false;
     }
-    if (pad != 0) {
-      std::memcpy(data_ + offset, &kPadRecord, sizeof kPadRecord);
-      pos += pad;
-    }
-    std::byte record[need] = {};  // zeroed: the padding never carries this process's stack
     const std::uint64_t header = std::uint64_t{Size} | (std::uint64_t{flags} << kFlagShift);
-    std::memcpy(record, &header, sizeof header);
-    std::memcpy(record + kHeaderBytes, value, Size);
-    std::memcpy(data_ + (pos & mask()), record, need);
-    local_tail_ = pos + need;
+    if (pad != 0) std::memcpy(data + offset, &kPadRecord, sizeof kPadRecord);
+    std::byte* const at = data + ((pos + pad) & (capacity - 1));
+#if defined(__SSE2__)
+    if constexpr (need == 16) {  // one 16-byte store built in registers: one store-buffer entry
+      std::uint64_t payload = 0;
+      std::memcpy(&payload, value, Size);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(at),
+                       _mm_set_epi64x(static_cast<long long>(payload), static_cast<long long>(header)));
+    } else
+#endif
+    {
+      std::byte record[need] = {};  // zeroed: the padding never carries this process's stack
+      std::memcpy(record, &header, sizeof header);
+      std::memcpy(record + kHeaderBytes, value, Size);
+      std::memcpy(at, record, need);
+    }
+    const std::uint64_t end = pos + pad + need;
     // [sync:spsc.publish] release: as in commit().
-    shared_->tail->store(local_tail_, std::memory_order_release);
-    shared_->not_empty->notify_one();
+    shared->tail->store(end, std::memory_order_release);
+    shared->not_empty->notify_one();
     return true;
   }
 
@@ -190,7 +206,7 @@ class SpscRing {
         *shared_->not_full,
         [&] {
           // relaxed: a peek for the waiter; try_reserve re-reads head with acquire.
-          return local_tail_ + need - shared_->head->load(std::memory_order_relaxed) <= capacity_ || hint();
+          return produced() + need - shared_->head->load(std::memory_order_relaxed) <= capacity_ || hint();
         },
         deadline);
   }
@@ -205,30 +221,30 @@ class SpscRing {
     std::uint8_t flags = 0;
   };
   Peek try_peek() noexcept {
+    std::uint64_t pos = consumed();
     for (;;) {
-      if ((local_head_ & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
-      if (local_head_ == cached_tail_) {
+      if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
+      if (pos == cached_tail_) {
         // [sync:spsc.publish] acquire: pairs with the producer's release store of tail.
         cached_tail_ = shared_->tail->load(std::memory_order_acquire);
-        if (cached_tail_ < local_head_ || cached_tail_ - local_head_ > capacity_)
-          return {RingStatus::corrupted, {}};
-        if (local_head_ == cached_tail_) return {RingStatus::empty, {}};
+        if (cached_tail_ < pos || cached_tail_ - pos > capacity_) return {RingStatus::corrupted, {}};
+        if (pos == cached_tail_) return {RingStatus::empty, {}};
       }
-      const std::uint64_t offset = local_head_ & mask();
+      const std::uint64_t offset = pos & mask();
       std::uint64_t header = 0;
       std::memcpy(&header, data_ + offset, sizeof header);
       if (header == kPadRecord) {
         const std::uint64_t pad = capacity_ - offset;
-        if (pad > cached_tail_ - local_head_) return {RingStatus::corrupted, {}};
-        local_head_ += pad;
+        if (pad > cached_tail_ - pos) return {RingStatus::corrupted, {}};
+        pos += pad;  // published with the record's release(): a pad never ends a publication
         continue;
       }
       const std::uint64_t length = header & kLengthMask;
       const std::uint64_t need = length <= max_record() ? record_bytes(length) : 0;
-      if (need == 0 || offset + need > capacity_ || need > cached_tail_ - local_head_) {
+      if (need == 0 || offset + need > capacity_ || need > cached_tail_ - pos) {
         return {RingStatus::corrupted, {}};
       }
-      peek_end_ = local_head_ + need;
+      peek_end_ = pos + need;
       return {RingStatus::ok, std::span<const std::byte>(data_ + offset + kHeaderBytes, length),
               static_cast<std::uint8_t>(header >> kFlagShift)};
     }
@@ -241,44 +257,49 @@ class SpscRing {
   template <std::size_t Size>
     requires(Size <= 16)
   bool try_pop_fixed(void* out, std::uint8_t flags = 0) noexcept {
+    // Members are read into locals first, as in try_push_fixed: `out` may alias this view.
     constexpr std::uint64_t need = record_bytes(Size);
-    if (local_head_ == cached_tail_) {
+    Shared* const shared = shared_;
+    const std::uint64_t capacity = capacity_;
+    const std::uint64_t pos = shared->head->load(std::memory_order_relaxed);  // relaxed: our own index
+    std::uint64_t tail = cached_tail_;
+    if (pos == tail) {
       // [sync:spsc.publish] acquire: as in try_peek.
-      const std::uint64_t tail = shared_->tail->load(std::memory_order_acquire);
-      if (tail == local_head_ || tail < local_head_ || tail - local_head_ > capacity_) return false;
+      tail = shared->tail->load(std::memory_order_acquire);
+      if (tail == pos || tail < pos || tail - pos > capacity) return false;
       cached_tail_ = tail;
     }
-    if ((local_head_ & 7) != 0) return false;  // before reading a header there: 8 bytes must fit
-    const std::uint64_t offset = local_head_ & mask();
+    if ((pos & 7) != 0) return false;  // before reading a header there: 8 bytes must fit
+    const std::uint64_t offset = pos & (capacity - 1);
     std::uint64_t header = 0;
     std::memcpy(&header, data_ + offset, sizeof header);
-    if (header != (std::uint64_t{Size} | (std::uint64_t{flags} << kFlagShift)) || offset + need > capacity_ ||
-        need > cached_tail_ - local_head_) {
+    if (header != (std::uint64_t{Size} | (std::uint64_t{flags} << kFlagShift)) || offset + need > capacity ||
+        need > tail - pos) {
       return false;
     }
-    std::memcpy(out, data_ + offset + kHeaderBytes, Size);
-    local_head_ += need;
+    std::byte payload[Size];
+    std::memcpy(payload, data_ + offset + kHeaderBytes, Size);
     // [sync:spsc.free] release: as in release().
-    shared_->head->store(local_head_, std::memory_order_release);
-    shared_->not_full->notify_one();
+    shared->head->store(pos + need, std::memory_order_release);
+    shared->not_full->notify_one();
+    std::memcpy(out, payload, Size);
     return true;
   }
 
   /// Gives the peeked record's bytes back to the producer. @concurrent consumer
   void release() noexcept {
-    local_head_ = peek_end_;
     // [sync:spsc.free] release: this consumer's reads of the record happen before the producer's
     // acquire load of head lets it overwrite them.
-    shared_->head->store(local_head_, std::memory_order_release);
+    shared_->head->store(peek_end_, std::memory_order_release);
     shared_->not_full->notify_one();
   }
 
   /// Drops what the consumer would read (after corruption: resynchronise at the producer's tail).
   void skip_to_tail() noexcept {
     // [sync:spsc.publish] acquire: as in try_peek.
-    local_head_ = cached_tail_ = shared_->tail->load(std::memory_order_acquire);
+    cached_tail_ = shared_->tail->load(std::memory_order_acquire);
     // [sync:spsc.free] release: as in release().
-    shared_->head->store(local_head_, std::memory_order_release);
+    shared_->head->store(cached_tail_, std::memory_order_release);
     shared_->not_full->notify_one();
   }
 
@@ -293,7 +314,8 @@ class SpscRing {
   /// A racy peek: has the producer published bytes this consumer has not read? @concurrent consumer
   [[nodiscard]] bool readable() const noexcept {
     // relaxed: a hint; try_peek re-reads tail with acquire.
-    return local_head_ != cached_tail_ || shared_->tail->load(std::memory_order_relaxed) != local_head_;
+    const std::uint64_t pos = consumed();
+    return pos != cached_tail_ || shared_->tail->load(std::memory_order_relaxed) != pos;
   }
 
   /// Records between head and tail: a racy snapshot (CPython's qsize()), from either side or a
@@ -347,14 +369,12 @@ class SpscRing {
   /// that role's thread is using it. @concurrent producer
   void resync_producer() noexcept {
     // [sync:spsc.publish] acquire: as in try_peek.
-    local_tail_ = shared_->tail->load(std::memory_order_acquire);
-    cached_head_ = local_tail_ - capacity_;  // "full": try_reserve re-reads head first
+    cached_head_ = produced() - capacity_;  // "full": try_reserve re-reads head first
   }
   /// resync() of the consumer's half only. @concurrent consumer
   void resync_consumer() noexcept {
     // [sync:spsc.free] acquire: as in try_reserve.
-    local_head_ = shared_->head->load(std::memory_order_acquire);
-    cached_tail_ = local_head_;  // "empty": try_peek re-reads tail first
+    cached_tail_ = consumed();  // "empty": try_peek re-reads tail first
   }
 
  private:
@@ -366,6 +386,20 @@ class SpscRing {
   }
 
   [[nodiscard]] std::uint64_t mask() const noexcept { return capacity_ - 1; }
+
+  // A side's own position is its shared index, not a private copy: in a stream the producer waits
+  // on its stores, and a private copy was one more store per record (a heap-held view ran at 0.4x
+  // a register-held one; docs/benchmarks.md, session 6). Only this side writes the index, so the
+  // relaxed load returns its own last store; a hostile peer's write is caught by the same checks
+  // as a hostile head or tail.
+  [[nodiscard]] std::uint64_t produced() const noexcept {
+    // relaxed: the producer reads back its own index (see above).
+    return shared_->tail->load(std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::uint64_t consumed() const noexcept {
+    // relaxed: the consumer reads back its own index (see above).
+    return shared_->head->load(std::memory_order_relaxed);
+  }
   static constexpr std::uint64_t record_bytes(std::uint64_t size) noexcept {
     return (kHeaderBytes + size + 7) & ~std::uint64_t{7};
   }
@@ -381,11 +415,10 @@ class SpscRing {
   Shared* shared_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint32_t capacity_ = 0;
-  // Process-local: the producer's and the consumer's own positions and cached copies.
-  std::uint64_t local_tail_ = 0;
+  // Process-local: each side's cached copy of the other side's index, and its pending end. A
+  // side's own position is its shared index, which only it writes: see produced().
   std::uint64_t cached_head_ = 0;
   std::uint64_t pending_end_ = 0;
-  std::uint64_t local_head_ = 0;
   std::uint64_t cached_tail_ = 0;
   std::uint64_t peek_end_ = 0;
 };
