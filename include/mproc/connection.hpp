@@ -154,7 +154,10 @@ class MPROC_API Connection {
         return;
       // A copy: only it escapes to the out-of-line call, so a caller's value need not live in
       // memory for the fast path's sake (a loop counter sent by reference was a store per send).
-      const T copy = value;
+      // Copied as bytes: a long double copied as a value (through the x87 unit) would take its
+      // six padding bytes from this stack, and they go to the peer.
+      T copy;
+      std::memcpy(&copy, &value, sizeof copy);
       send_raw(&copy, sizeof copy);
       return;
     }

@@ -223,7 +223,8 @@ class Queue {
   void put(const T& item) {
     if constexpr (detail::is_raw_message_v<T>) {
       if (put_inline(item)) return;
-      const T copy = item;  // only the copy escapes to the call: see Connection::send
+      T copy;  // only the copy escapes to the call: see Connection::send
+      std::memcpy(&copy, &item, sizeof copy);
       put_until(copy, std::nullopt);
     } else {
       put_until(item, std::nullopt);
@@ -360,7 +361,8 @@ class Queue {
         }
       }
       // A copy, as in Connection::send: only it escapes to the out-of-line call.
-      T copy = item;
+      T copy;
+      std::memcpy(&copy, &item, sizeof copy);
       return {core_.put(sizeof(T), &fill_raw, &copy, deadline, block), sizeof(T)};
     } else {
       std::vector<std::byte>& scratch = detail::encode_scratch();

@@ -244,6 +244,50 @@ TEST(SpscRing, HostileIndicesAndHeadersAreCorruptionNotCrashes) {
   EXPECT_FALSE(SpscRing<>::attach(std::span(r.memory)));
 }
 
+// A side's own position is its shared index, so a hostile peer can move it under a live view:
+// the consumer must see corruption, not loop (a head moved past the cached tail once made try_peek
+// skip "pads" for 2^58 rounds) or report "empty" forever (a published pad with nothing after it).
+TEST(SpscRing, AHeadMovedUnderTheConsumerIsCorruptionNotALoop) {
+  RingRegion r(256);
+  auto* tail =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(r.memory.data() + offsetof(SpscRing<>::Shared, tail));
+  auto* head =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(r.memory.data() + offsetof(SpscRing<>::Shared, head));
+  std::byte* data = r.memory.data() + SpscRing<>::data_offset();
+  SpscRing<> consumer = *SpscRing<>::attach(std::span(r.memory));
+  // Ahead of the tail the consumer cached, over data that reads as pad records.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(push(r.ring, bytes("abc")));
+  ASSERT_EQ(consumer.try_peek().status, RingStatus::ok);  // caches the tail
+  const std::uint64_t published = tail->load();
+  head->store(published + 8);
+  std::memset(data, 0xff, 256);
+  EXPECT_EQ(consumer.try_peek().status, RingStatus::corrupted);
+  std::uint64_t out = 0;
+  EXPECT_FALSE(consumer.try_pop_fixed<8>(&out));
+  // Far behind it: more than a ring's worth of bytes behind the tail.
+  RingRegion s(256);
+  SpscRing<> reader = *SpscRing<>::attach(std::span(s.memory));
+  for (std::uint64_t i = 0; i < 40; ++i) {
+    ASSERT_TRUE(s.ring.try_push_fixed<8>(&i));
+    ASSERT_TRUE(reader.try_pop_fixed<8>(&out));
+    ASSERT_EQ(out, i);
+  }
+  ASSERT_TRUE(s.ring.try_push_fixed<8>(&out));
+  ASSERT_EQ(reader.try_peek().status, RingStatus::ok);  // caches a tail of 41 records
+  auto* s_head =
+      reinterpret_cast<std::atomic<std::uint64_t>*>(s.memory.data() + offsetof(SpscRing<>::Shared, head));
+  s_head->store(0);
+  EXPECT_EQ(reader.try_peek().status, RingStatus::corrupted);
+  EXPECT_FALSE(reader.try_pop_fixed<8>(&out));
+  // A published pad with no record after it.
+  RingRegion p(256);
+  std::memcpy(p.memory.data() + SpscRing<>::data_offset(), &SpscRing<>::kPadRecord, sizeof(std::uint64_t));
+  reinterpret_cast<std::atomic<std::uint64_t>*>(p.memory.data() + offsetof(SpscRing<>::Shared, tail))
+      ->store(256);
+  SpscRing<> padded = *SpscRing<>::attach(std::span(p.memory));
+  EXPECT_EQ(padded.try_peek().status, RingStatus::corrupted);
+}
+
 // ---- Pipe ------------------------------------------------------------------------------------
 
 struct Point {

@@ -224,7 +224,9 @@ class SpscRing {
     std::uint64_t pos = consumed();
     for (;;) {
       if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
-      if (pos == cached_tail_) {
+      // Outside (pos, pos + capacity] the cached tail says nothing (empty, or a head the peer
+      // moved): re-read and check. One compare covers both, unsigned.
+      if (cached_tail_ - pos - 1 >= capacity_) {
         // [sync:spsc.publish] acquire: pairs with the producer's release store of tail.
         cached_tail_ = shared_->tail->load(std::memory_order_acquire);
         if (cached_tail_ < pos || cached_tail_ - pos > capacity_) return {RingStatus::corrupted, {}};
@@ -236,7 +238,10 @@ class SpscRing {
       if (header == kPadRecord) {
         const std::uint64_t pad = capacity_ - offset;
         if (pad > cached_tail_ - pos) return {RingStatus::corrupted, {}};
-        pos += pad;  // published with the record's release(): a pad never ends a publication
+        pos += pad;  // published with the record's release()
+        // A producer publishes a pad only with the record after it: a pad that ends what was
+        // published is corruption, not "empty" (which would leave readable() true forever).
+        if (pos == cached_tail_) return {RingStatus::corrupted, {}};
         continue;
       }
       const std::uint64_t length = header & kLengthMask;
@@ -263,7 +268,7 @@ class SpscRing {
     const std::uint64_t capacity = capacity_;
     const std::uint64_t pos = shared->head->load(std::memory_order_relaxed);  // relaxed: our own index
     std::uint64_t tail = cached_tail_;
-    if (pos == tail) {
+    if (tail - pos - 1 >= capacity) {  // empty, or a head the peer moved: as in try_peek
       // [sync:spsc.publish] acquire: as in try_peek.
       tail = shared->tail->load(std::memory_order_acquire);
       if (tail == pos || tail < pos || tail - pos > capacity) return false;
@@ -368,12 +373,10 @@ class SpscRing {
   /// Queue's producer thread and consumer thread) must not move the other role's position while
   /// that role's thread is using it. @concurrent producer
   void resync_producer() noexcept {
-    // [sync:spsc.publish] acquire: as in try_peek.
     cached_head_ = produced() - capacity_;  // "full": try_reserve re-reads head first
   }
   /// resync() of the consumer's half only. @concurrent consumer
   void resync_consumer() noexcept {
-    // [sync:spsc.free] acquire: as in try_reserve.
     cached_tail_ = consumed();  // "empty": try_peek re-reads tail first
   }
 
@@ -389,9 +392,16 @@ class SpscRing {
 
   // A side's own position is its shared index, not a private copy: in a stream the producer waits
   // on its stores, and a private copy was one more store per record (a heap-held view ran at 0.4x
-  // a register-held one; docs/benchmarks.md, session 6). Only this side writes the index, so the
-  // relaxed load returns its own last store; a hostile peer's write is caught by the same checks
-  // as a hostile head or tail.
+  // a register-held one; docs/benchmarks.md, session 6). Relaxed is enough:
+  //   * the thread holding a role is the only writer of its index, so it reads its own last store
+  //     (coherence), also when one view serves both roles from two threads (each reads only its own);
+  //   * a forked child, or a process taking a dead holder's role over, starts from the index as the
+  //     last holder left it (fork orders it; otherwise coherence) and reads none of the data that
+  //     holder wrote through it, so it needs no acquire;
+  //   * a hostile peer's write is checked like a hostile head or tail: the producer's one unsigned
+  //     window test and the consumer's (try_peek) send any position outside the window to a re-read
+  //     and a check.
+  // The cached copy of the other side's index stays process-local.
   [[nodiscard]] std::uint64_t produced() const noexcept {
     // relaxed: the producer reads back its own index (see above).
     return shared_->tail->load(std::memory_order_relaxed);
