@@ -144,7 +144,7 @@ class MPROC_API Connection {
   /// Encodes and sends one value (the codec's types; a value that carries a shared object is a
   /// ValueError, as in Queue).
   template <class T>
-  void send(const T& value) {
+  MPROC_ALWAYS_INLINE void send(const T& value) {
     static_assert(require_encodable<T>);
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
       // Its encoding is its bytes: no encoder, no scratch; and inline when there is room (plain
@@ -159,18 +159,13 @@ class MPROC_API Connection {
       T copy;
       std::memcpy(&copy, &value, sizeof copy);
       send_raw(&copy, sizeof copy);
-      return;
+    } else {
+      send_encoded(value);
     }
-    std::vector<std::byte>& scratch = detail::connection_scratch();
-    scratch.clear();
-    Encoder out(scratch);
-    out.put(value);
-    if (!out.fds().empty()) throw_has_fds();
-    send_bytes(scratch);
   }
   /// Receives and decodes one value; DecodeError if the bytes are not a T (the message is gone).
   template <class T>
-  T recv() {
+  MPROC_ALWAYS_INLINE T recv() {
     if constexpr (detail::is_plain_scalar_v<T> && !detail::UserCodec<T>) {
       T value;
       // Inline when a whole record of T is there.
@@ -178,12 +173,9 @@ class MPROC_API Connection {
         return value;
       recv_raw(&value, sizeof value);
       return value;
+    } else {
+      return recv_decoded<T>();
     }
-    View view = recv_view();
-    Decoder in(view.bytes());
-    T value = in.get<T>();
-    in.expect_end();
-    return value;
   }
   /// recv() with a timeout: TimeoutError when nothing arrives in time.
   template <class T, class Rep, class Period>
@@ -245,6 +237,24 @@ class MPROC_API Connection {
   // One whole message of exactly `size` bytes: the fast path of send<T> / recv<T> for plain
   // scalars (DecodeError when the message has another size; it is dropped).
   void send_raw(const void* data, std::size_t size);
+  // send() and recv() of a type that is encoded: out of the forced-inline scalar paths.
+  template <class T>
+  void send_encoded(const T& value) {
+    std::vector<std::byte>& scratch = detail::connection_scratch();
+    scratch.clear();
+    Encoder out(scratch);
+    out.put(value);
+    if (!out.fds().empty()) throw_has_fds();
+    send_bytes(scratch);
+  }
+  template <class T>
+  T recv_decoded() {
+    View view = recv_view();
+    Decoder in(view.bytes());
+    T value = in.get<T>();
+    in.expect_end();
+    return value;
+  }
   void recv_raw(void* data, std::size_t size);
   detail::ConnectionState& live(bool need_send, bool need_recv) const;
   std::shared_ptr<detail::ConnectionState> state_;

@@ -7,3 +7,8 @@
 #else
 #define MPROC_API
 #endif
+
+// For the few inline fast paths whose whole point is to be inlined (a ring's per-message push and
+// pop): GCC's heuristics left SpscRing::try_push_fixed out of line in a benchmark's loop, a call
+// and a spill of the value per message, at 0.6x the inlined rate.
+#define MPROC_ALWAYS_INLINE [[gnu::always_inline]] inline

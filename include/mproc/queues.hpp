@@ -220,7 +220,7 @@ class Queue {
 
   /// put(obj): blocks while the queue is full. Throws ValueError after close() or when the
   /// message can never fit. @concurrent any
-  void put(const T& item) {
+  MPROC_ALWAYS_INLINE void put(const T& item) {
     if constexpr (detail::is_raw_message_v<T>) {
       if (put_inline(item)) return;
       T copy;  // only the copy escapes to the call: see Connection::send
@@ -251,7 +251,7 @@ class Queue {
   }
 
   /// get(): blocks until a message arrives; wakes with ValueError if this handle is closed meanwhile.
-  T get() {
+  MPROC_ALWAYS_INLINE T get() {
     if constexpr (detail::is_raw_message_v<T>) {
       T value;
       if (get_inline(value)) return value;
@@ -379,7 +379,7 @@ class Queue {
   // not yet held, a full or empty ring, a record of another kind). They are separate and small so
   // that the caller's loop stays free of the general path's spills: on a producer that waits on
   // its stores, each spill is one more (docs/benchmarks.md, session 6).
-  bool put_inline(const T& item) noexcept {
+  MPROC_ALWAYS_INLINE bool put_inline(const T& item) noexcept {
     if constexpr (detail::is_raw_message_v<T>) {
       core::SpscRing<>* spsc = core_.spsc();
       // relaxed: this process's own flag, as in check_open().
@@ -388,7 +388,7 @@ class Queue {
     }
     return false;
   }
-  bool get_inline(T& value) noexcept {
+  MPROC_ALWAYS_INLINE bool get_inline(T& value) noexcept {
     if constexpr (detail::is_raw_message_v<T>) {
       core::SpscRing<>* spsc = core_.spsc();
       // relaxed: as in put_inline.

@@ -40,6 +40,7 @@
 #include "mproc/core/mpmc_ring.hpp"  // RingStatus
 #include "mproc/core/wait_word.hpp"
 #include "mproc/detail/futex.hpp"
+#include "mproc/export.hpp"
 
 namespace mproc::core {
 
@@ -152,7 +153,7 @@ class SpscRing {
   /// payload and one of tail, where try_reserve + commit made five. @concurrent producer
   template <std::size_t Size>
     requires(Size <= 16)
-  bool try_push_fixed(const void* value, std::uint8_t flags = 0) noexcept {
+  MPROC_ALWAYS_INLINE bool try_push_fixed(const void* value, std::uint8_t flags = 0) noexcept {
     // Every member is read into a local before the record's stores: a store through std::byte*
     // may alias this view, and each member re-read after it was one more load behind the stores
     // that a streaming producer waits on (docs/benchmarks.md, session 6).
@@ -261,7 +262,7 @@ class SpscRing {
   /// corrupted index): the caller's slow path, try_peek, deals with it. @concurrent consumer
   template <std::size_t Size>
     requires(Size <= 16)
-  bool try_pop_fixed(void* out, std::uint8_t flags = 0) noexcept {
+  MPROC_ALWAYS_INLINE bool try_pop_fixed(void* out, std::uint8_t flags = 0) noexcept {
     // Members are read into locals first, as in try_push_fixed: `out` may alias this view.
     constexpr std::uint64_t need = record_bytes(Size);
     Shared* const shared = shared_;
