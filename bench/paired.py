@@ -9,8 +9,9 @@ repetitions are interleaved. Here every round runs a case and its peer one right
 median of the per-round ratios, their range, and in how many rounds the target was met. A pair
 takes a second or so, shorter than the drifts, so a ratio compares like with like.
 
-TARGETS_MODULE names a module beside this script with PEERS and TARGETS (queue_targets). CASE
-limits the run to those mproc cases. Exit status 1 if a run failed.
+TARGETS_MODULE names a module beside this script with either PAIRS, a list of (mproc case, peer,
+target), or PEERS and TARGETS as in queue_targets. CASE limits the run to those mproc cases. Exit
+status 1 if a run failed.
 """
 import importlib
 import json
@@ -46,39 +47,40 @@ def main():
     binary, rounds, min_time, module = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     sys.path.insert(0, str(Path(__file__).parent))
     table = importlib.import_module(module)
-    cases = sys.argv[5:] or list(table.PEERS)
+    pairs = getattr(table, "PAIRS", None) or [(c, table.PEERS[c], table.TARGETS[c][0]) for c in table.PEERS]
     listed = subprocess.run([binary, "--benchmark_list_tests"], check=True, capture_output=True,
                             text=True).stdout.split()
     present = {re.sub(r"/(manual|real)_time$", "", n) for n in listed}
-    cases = [c for c in cases if c in present and table.PEERS[c] in present]
-    ratios = {c: [] for c in cases}
+    pairs = [p for p in pairs if (not sys.argv[5:] or p[0] in sys.argv[5:]) and p[0] in present and p[1] in present]
+    ratios = {p: [] for p in pairs}
     kinds, failed = {}, False
     for r in range(rounds):
-        for case in cases:
-            pair = [case, table.PEERS[case]]
-            random.shuffle(pair)
+        for pair in pairs:
+            case, peer, _ = pair
+            order = [case, peer]
+            random.shuffle(order)
             try:
-                got = {name: measure(binary, name, min_time) for name in pair}
+                got = {name: measure(binary, name, min_time) for name in order}
             except (RuntimeError, subprocess.CalledProcessError) as e:
                 print(f"round {r + 1}: {case}: {e}", file=sys.stderr)
                 failed = True
                 continue
-            (kind, mine), (_, theirs) = got[case], got[table.PEERS[case]]
-            kinds[case] = kind
-            ratios[case].append(mine / theirs)
+            (kind, mine), (_, theirs) = got[case], got[peer]
+            kinds[pair] = kind
+            ratios[pair].append(mine / theirs)
     print(f"paired ratios over {rounds} rounds (mproc / peer per round: items/s, target >=; "
           "time, target <=):")
-    for case in cases:
-        values = sorted(ratios[case])
+    for pair in pairs:
+        case, peer, target = pair
+        values = sorted(ratios[pair])
         if not values:
-            print(f"  {case:42} no successful round")
+            print(f"  {case:42} vs {peer:40} no successful round")
             continue
-        target = table.TARGETS[case][0]
-        lower_is_better = kinds[case] in ("rt", "ow")
+        lower_is_better = kinds[pair] in ("rt", "ow")
         met = sum(1 for v in values if (v <= target if lower_is_better else v >= target))
         median = statistics.median(values)
         verdict = "met" if (median <= target if lower_is_better else median >= target) else "NOT met"
-        print(f"  {case:42} vs {table.PEERS[case]:40} median {median:5.2f}  [{values[0]:.2f} .. {values[-1]:.2f}]"
+        print(f"  {case:42} vs {peer:40} median {median:5.2f}  [{values[0]:.2f} .. {values[-1]:.2f}]"
               f"  target {'<=' if lower_is_better else '>='} {target:g}: {verdict}"
               f" ({met}/{len(values)} rounds)")
     sys.exit(1 if failed else 0)
