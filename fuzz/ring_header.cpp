@@ -2,11 +2,15 @@
 //
 // The input is a ring region as another process left it: the first byte picks the ring (MpmcRing
 // or SpscRing) and a small geometry, the rest overwrites the region (header, state words, indices,
-// record headers, payload) after a valid ring was created there. The oracle, from the rings'
+// record headers, payload) after a valid ring was created there. With the first byte's top bit set
+// (and the SpscRing), the rest is instead a script of a peer's writes between the ring's own
+// operations (fuzz_spsc_scripted). The oracle, from the rings'
 // contract (include/mproc/core/mpmc_ring.hpp, spsc_ring.hpp): attach() refuses an invalid
 // geometry, and every operation on what it accepts either works or reports RingStatus::corrupted,
 // without reading or writing outside the region (ASan), undefined behaviour (UBSan) or a hang (a
 // bounded number of operations, none of which may block: only try_* calls are made).
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -76,6 +80,74 @@ void fuzz_spsc(std::span<const std::uint8_t> input, std::uint32_t capacity) {
   if (sink == 1) std::memset(region.data(), 0, 1);
 }
 
+// The same ring with a hostile peer acting between this side's operations: a ring's own position
+// is its shared index, so a peer can move it under a live view (the consumer once looped 2^58 times
+// on a head moved past its cached tail). The script is `steps` records of 9 bytes: an action and a
+// 64-bit value (little-endian); actions write head, tail or 8 data bytes, or run one operation.
+void fuzz_spsc_scripted(std::span<const std::uint8_t> input, std::uint32_t capacity) {
+  using Ring = mproc::core::SpscRing<>;
+  if (input.empty()) return;
+  const std::size_t steps = std::min<std::size_t>(input[0], (input.size() - 1) / 9);
+  const std::span<const std::uint8_t> script = input.subspan(1, steps * 9);
+  std::vector<std::byte> region(Ring::region_size(capacity));
+  if (!Ring::create(region, capacity)) return;
+  auto ring = Ring::attach(region);
+  if (!ring) return;
+  auto word = [&](std::size_t offset) {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(region.data() + offset);
+  };
+  std::size_t sink = 0;
+  for (std::size_t i = 0; i < steps; ++i) {
+    const std::uint8_t action = script[i * 9];
+    std::uint64_t value = 0;
+    std::memcpy(&value, script.data() + i * 9 + 1, sizeof value);
+    switch (action % 9) {
+      case 0:
+        word(offsetof(Ring::Shared, head))->store(value, std::memory_order_relaxed);
+        break;
+      case 1:
+        word(offsetof(Ring::Shared, tail))->store(value, std::memory_order_relaxed);
+        break;
+      case 2:
+        std::memcpy(region.data() + Ring::data_offset() + (value >> 32) % (capacity - 7), &value, 8);
+        break;
+      case 3: {
+        auto p = ring->try_peek();
+        if (p.status == mproc::core::RingStatus::ok) {
+          for (std::byte b : p.payload) sink += static_cast<std::size_t>(b);
+          ring->release();
+        } else if (p.status == mproc::core::RingStatus::corrupted) {
+          ring->skip_to_tail();
+        }
+        break;
+      }
+      case 4: {
+        auto r = ring->try_reserve(value % capacity, static_cast<std::uint8_t>(value >> 56));
+        if (r.status == mproc::core::RingStatus::ok) {
+          std::memset(r.payload.data(), 0xa5, r.payload.size());
+          ring->commit();
+        }
+        break;
+      }
+      case 5:
+        (void)ring->try_push_fixed<8>(&value);
+        break;
+      case 6: {
+        std::uint64_t out = 0;
+        if (ring->try_pop_fixed<8>(&out)) sink += out;
+        break;
+      }
+      case 7:
+        (void)ring->try_push_fixed<16>(script.data() + i * 9);
+        break;
+      default:
+        sink += ring->approximate_count() + ring->readable() + ring->has_room(value % capacity);
+        break;
+    }
+  }
+  if (sink == 1) std::memset(region.data(), 0, 1);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -84,8 +156,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::span<const std::uint8_t> rest(data + 1, size - 1);
   if ((choice & 1) == 0) {
     fuzz_mpmc(rest, 1U << (2 + (choice >> 1) % 4), 1U << (4 + (choice >> 3) % 3));
-  } else {
+  } else if ((choice & 0x80) == 0) {
     fuzz_spsc(rest, 1U << (6 + (choice >> 1) % 4));
+  } else {
+    fuzz_spsc_scripted(rest, 1U << (6 + (choice >> 1) % 4));
   }
   return 0;
 }
