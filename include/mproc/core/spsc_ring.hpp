@@ -139,6 +139,7 @@ class SpscRing {
 
   /// Publishes the reserved record. @concurrent producer
   void commit() noexcept {
+    local_tail_ = pending_end_;
     // [sync:spsc.publish] release: the header and payload written since try_reserve are visible
     // to the consumer's acquire load of tail.
     shared_->tail->store(pending_end_, std::memory_order_release);
@@ -161,7 +162,7 @@ class SpscRing {
     Shared* const shared = shared_;
     std::byte* const data = data_;
     const std::uint64_t capacity = capacity_;
-    std::uint64_t pos = shared->tail->load(std::memory_order_relaxed);  // relaxed: our own index
+    std::uint64_t pos = local_tail_;
     const std::uint64_t offset = pos & (capacity - 1);
     const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
     if ((pos & 7) != 0 || need > max_record() + kHeaderBytes) return false;
@@ -190,6 +191,7 @@ class SpscRing {
       std::memcpy(at, record, need);
     }
     const std::uint64_t end = pos + pad + need;
+    local_tail_ = end;
     // [sync:spsc.publish] release: as in commit().
     shared->tail->store(end, std::memory_order_release);
     shared->not_empty->notify_one();
@@ -374,7 +376,9 @@ class SpscRing {
   /// Queue's producer thread and consumer thread) must not move the other role's position while
   /// that role's thread is using it. @concurrent producer
   void resync_producer() noexcept {
-    cached_head_ = produced() - capacity_;  // "full": try_reserve re-reads head first
+    // relaxed: the index this side alone writes; see produced().
+    local_tail_ = shared_->tail->load(std::memory_order_relaxed);
+    cached_head_ = local_tail_ - capacity_;  // "full": try_reserve re-reads head first
   }
   /// resync() of the consumer's half only. @concurrent consumer
   void resync_consumer() noexcept {
@@ -391,22 +395,21 @@ class SpscRing {
 
   [[nodiscard]] std::uint64_t mask() const noexcept { return capacity_ - 1; }
 
-  // A side's own position is its shared index, not a private copy: in a stream the producer waits
-  // on its stores, and a private copy was one more store per record (a heap-held view ran at 0.4x
-  // a register-held one; docs/benchmarks.md, session 6). Relaxed is enough:
+  // Each side's own position. The consumer's is its shared index, not a private copy: a private
+  // copy is one more store per record, and a streaming consumer that catches up waits on its
+  // stores. The producer keeps a private copy (local_tail_): the consumer spins on the tail's
+  // line, which takes it away from the producer, so reading the position back from there cost
+  // the producer a cache miss before each record (+60 ns on a spinning ping-pong,
+  // docs/benchmarks.md, session 6). Reading one's own shared index relaxed is enough:
   //   * the thread holding a role is the only writer of its index, so it reads its own last store
   //     (coherence), also when one view serves both roles from two threads (each reads only its own);
   //   * a forked child, or a process taking a dead holder's role over, starts from the index as the
   //     last holder left it (fork orders it; otherwise coherence) and reads none of the data that
   //     holder wrote through it, so it needs no acquire;
-  //   * a hostile peer's write is checked like a hostile head or tail: the producer's one unsigned
-  //     window test and the consumer's (try_peek) send any position outside the window to a re-read
-  //     and a check.
+  //   * a hostile peer's write of head is checked like a hostile tail: try_peek and try_pop_fixed
+  //     send any position outside the cached window to a re-read and a check.
   // The cached copy of the other side's index stays process-local.
-  [[nodiscard]] std::uint64_t produced() const noexcept {
-    // relaxed: the producer reads back its own index (see above).
-    return shared_->tail->load(std::memory_order_relaxed);
-  }
+  [[nodiscard]] std::uint64_t produced() const noexcept { return local_tail_; }
   [[nodiscard]] std::uint64_t consumed() const noexcept {
     // relaxed: the consumer reads back its own index (see above).
     return shared_->head->load(std::memory_order_relaxed);
@@ -426,8 +429,9 @@ class SpscRing {
   Shared* shared_ = nullptr;
   std::byte* data_ = nullptr;
   std::uint32_t capacity_ = 0;
-  // Process-local: each side's cached copy of the other side's index, and its pending end. A
-  // side's own position is its shared index, which only it writes: see produced().
+  // Process-local: the producer's own position, each side's cached copy of the other side's
+  // index, and its pending end. The consumer's own position is its shared index: see produced().
+  std::uint64_t local_tail_ = 0;
   std::uint64_t cached_head_ = 0;
   std::uint64_t pending_end_ = 0;
   std::uint64_t cached_tail_ = 0;
