@@ -129,8 +129,10 @@ std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& opti
     state->max_message = options.max_message;
     state->send_index = send_index;
     state->recv_index = recv_index;
-    if (send_index >= 0)
+    if (send_index >= 0) {
       state->send_ring = Ring::attach(ring_region(state->block, send_index, options.capacity));
+      state->send_ring->use_private_tail(true);  // the two ends take turns: see SpscRing::produced()
+    }
     if (recv_index >= 0)
       state->recv_ring = Ring::attach(ring_region(state->block, recv_index, options.capacity));
     state->token = std::move(token);
@@ -472,6 +474,7 @@ std::shared_ptr<detail::ConnectionState> attach_named_end(std::shared_ptr<detail
   if (!state->send_ring || !state->recv_ring) {
     throw ValueError("cannot open Connection '" + std::string(name) + "': its ring header is invalid");
   }
+  state->send_ring->use_private_tail(true);  // as in Pipe()
   // Claim the end: free, closed, or held by a dead process. The word is the pid and a handle
   // number (relaxed: a counter that only has to differ between handles).
   const std::uint32_t handle = detail::g_next_holder.fetch_add(1, std::memory_order_relaxed) % 1023 + 1;
@@ -605,6 +608,7 @@ Connection codec<Connection>::decode(Decoder& in) {
   if (send_index >= 0) {
     state->send_ring =
         core::SpscRing<>::attach(detail::ring_region(state->block, send_index, geometry.capacity));
+    if (state->send_ring) state->send_ring->use_private_tail(true);  // as in Pipe()
   }
   if (recv_index >= 0) {
     state->recv_ring =

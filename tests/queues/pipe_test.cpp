@@ -83,6 +83,8 @@ void peek_and_check(SpscRing<>& ring, RingModel& model, std::uint64_t& head) {
 RC_GTEST_PROP(SpscRingModel, MatchesADequeOfMessages, ()) {
   const std::uint32_t capacity = 1U << *rc::gen::inRange(6, 11);
   RingRegion r(capacity);
+  // Both ways of keeping the producer's position (a Pipe's private copy, a Queue's shared index).
+  r.ring.use_private_tail(*rc::gen::arbitrary<bool>());
   RingModel model;
   std::uint64_t tail = 0, head = 0;
   const auto ops = *rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 1000));
@@ -118,6 +120,8 @@ RC_GTEST_PROP(SpscRingModel, MatchesADequeOfMessages, ()) {
 RC_GTEST_PROP(SpscRingModel, FixedPathsAgreeWithTheGeneralOnes, ()) {
   const std::uint32_t capacity = 1U << *rc::gen::inRange(6, 10);
   RingRegion r(capacity);
+  // Both ways of keeping the producer's position (a Pipe's private copy, a Queue's shared index).
+  r.ring.use_private_tail(*rc::gen::arbitrary<bool>());
   RingModel model;
   std::uint64_t tail = 0, head = 0;
   const auto ops = *rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 1000));

@@ -139,7 +139,7 @@ class SpscRing {
 
   /// Publishes the reserved record. @concurrent producer
   void commit() noexcept {
-    local_tail_ = pending_end_;
+    if (private_tail_) local_tail_ = pending_end_;
     // [sync:spsc.publish] release: the header and payload written since try_reserve are visible
     // to the consumer's acquire load of tail.
     shared_->tail->store(pending_end_, std::memory_order_release);
@@ -162,7 +162,9 @@ class SpscRing {
     Shared* const shared = shared_;
     std::byte* const data = data_;
     const std::uint64_t capacity = capacity_;
-    std::uint64_t pos = local_tail_;
+    const bool keep_private = private_tail_;
+    // relaxed: the index this side alone writes; see produced().
+    std::uint64_t pos = keep_private ? local_tail_ : shared->tail->load(std::memory_order_relaxed);
     const std::uint64_t offset = pos & (capacity - 1);
     const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
     if ((pos & 7) != 0 || need > max_record() + kHeaderBytes) return false;
@@ -191,7 +193,7 @@ class SpscRing {
       std::memcpy(at, record, need);
     }
     const std::uint64_t end = pos + pad + need;
-    local_tail_ = end;
+    if (keep_private) local_tail_ = end;
     // [sync:spsc.publish] release: as in commit().
     shared->tail->store(end, std::memory_order_release);
     shared->not_empty->notify_one();
@@ -372,6 +374,13 @@ class SpscRing {
     resync_producer();
     resync_consumer();
   }
+  /// Whether the producer keeps a private copy of its position (see produced()): for a ring
+  /// whose two sides take turns (a Pipe), not for a streaming one. Off by default. Set it before
+  /// producing, from the producer's thread. @concurrent producer
+  void use_private_tail(bool on) noexcept {
+    private_tail_ = on;
+    resync_producer();
+  }
   /// resync() of the producer's half only: a process whose one view serves both roles (an spsc
   /// Queue's producer thread and consumer thread) must not move the other role's position while
   /// that role's thread is using it. @concurrent producer
@@ -396,20 +405,28 @@ class SpscRing {
   [[nodiscard]] std::uint64_t mask() const noexcept { return capacity_ - 1; }
 
   // Each side's own position. The consumer's is its shared index, not a private copy: a private
-  // copy is one more store per record, and a streaming consumer that catches up waits on its
-  // stores. The producer keeps a private copy (local_tail_): the consumer spins on the tail's
-  // line, which takes it away from the producer, so reading the position back from there cost
-  // the producer a cache miss before each record (+60 ns on a spinning ping-pong,
-  // docs/benchmarks.md, session 6). Reading one's own shared index relaxed is enough:
+  // copy is one more store per record. The producer's is a choice (use_private_tail()):
+  //   * read back from the shared tail (the default): no extra store per record, which a
+  //     streaming producer waits on (an spsc Queue streamed at 0.8-1.0x Boost's spsc_queue this
+  //     way, 0.5x with the private copy; docs/benchmarks.md, session 6);
+  //   * a private copy: the consumer spins on the tail's line and takes it away, so reading the
+  //     position back from there costs a cache miss before each record when the two sides take
+  //     turns. A Pipe's spinning ping-pong ran at 200-220 ns a round trip that way, 140-166 ns
+  //     with the copy (Boost: 180-200). A Pipe's connections keep the copy.
+  // Reading one's own shared index relaxed is enough:
   //   * the thread holding a role is the only writer of its index, so it reads its own last store
   //     (coherence), also when one view serves both roles from two threads (each reads only its own);
   //   * a forked child, or a process taking a dead holder's role over, starts from the index as the
   //     last holder left it (fork orders it; otherwise coherence) and reads none of the data that
   //     holder wrote through it, so it needs no acquire;
-  //   * a hostile peer's write of head is checked like a hostile tail: try_peek and try_pop_fixed
-  //     send any position outside the cached window to a re-read and a check.
+  //   * a hostile peer's write is checked like any index: the producer's unsigned window test and
+  //     the consumer's (try_peek, try_pop_fixed) send any position outside the window to a re-read
+  //     and a check.
   // The cached copy of the other side's index stays process-local.
-  [[nodiscard]] std::uint64_t produced() const noexcept { return local_tail_; }
+  [[nodiscard]] std::uint64_t produced() const noexcept {
+    // relaxed: the index this side alone writes (see above).
+    return private_tail_ ? local_tail_ : shared_->tail->load(std::memory_order_relaxed);
+  }
   [[nodiscard]] std::uint64_t consumed() const noexcept {
     // relaxed: the consumer reads back its own index (see above).
     return shared_->head->load(std::memory_order_relaxed);
@@ -431,7 +448,8 @@ class SpscRing {
   std::uint32_t capacity_ = 0;
   // Process-local: the producer's own position, each side's cached copy of the other side's
   // index, and its pending end. The consumer's own position is its shared index: see produced().
-  std::uint64_t local_tail_ = 0;
+  std::uint64_t local_tail_ = 0;  // the producer's position, kept when private_tail_
+  bool private_tail_ = false;
   std::uint64_t cached_head_ = 0;
   std::uint64_t pending_end_ = 0;
   std::uint64_t cached_tail_ = 0;
