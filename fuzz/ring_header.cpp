@@ -4,7 +4,7 @@
 // or SpscRing) and a small geometry, the rest overwrites the region (header, state words, indices,
 // record headers, payload) after a valid ring was created there. With the first byte's top bit set
 // (and the SpscRing), the rest is instead a script of a peer's writes between the ring's own
-// operations (fuzz_spsc_scripted). The oracle, from the rings'
+// operations (fuzz_spsc_scripted), in the producer mode that bit 6 picks. The oracle, from the rings'
 // contract (include/mproc/core/mpmc_ring.hpp, spsc_ring.hpp): attach() refuses an invalid
 // geometry, and every operation on what it accepts either works or reports RingStatus::corrupted,
 // without reading or writing outside the region (ASan), undefined behaviour (UBSan) or a hang (a
@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <span>
 #include <vector>
 
@@ -21,6 +23,22 @@
 #include "mproc/core/spsc_ring.hpp"
 
 namespace {
+
+// A zero-filled region aligned as the rings' headers are (alignas(kCacheLine)), as a mapping is.
+struct Region {
+  explicit Region(std::size_t n) : bytes(static_cast<std::byte*>(::operator new(n, kAlign))), size_(n) {
+    std::memset(bytes.get(), 0, n);
+  }
+  std::byte* data() const noexcept { return bytes.get(); }
+  std::size_t size() const noexcept { return size_; }
+  operator std::span<std::byte>() const noexcept { return {bytes.get(), size_}; }
+  static constexpr std::align_val_t kAlign{mproc::kCacheLine};
+  struct Free {
+    void operator()(std::byte* p) const noexcept { ::operator delete(p, kAlign); }
+  };
+  std::unique_ptr<std::byte, Free> bytes;
+  std::size_t size_;
+};
 
 // A liveness policy for which every claimant is dead: recover() then acts on everything it finds.
 struct AllDead {
@@ -31,7 +49,7 @@ struct AllDead {
 
 void fuzz_mpmc(std::span<const std::uint8_t> input, std::uint32_t slots, std::uint32_t slot_size) {
   using Ring = mproc::core::MpmcRing<mproc::detail::SharedFutex, AllDead>;
-  std::vector<std::byte> region(Ring::region_size(slots, slot_size));
+  Region region(Ring::region_size(slots, slot_size));
   if (!Ring::create(region, slots, slot_size, slots)) return;
   std::memcpy(region.data(), input.data(), std::min(input.size(), region.size()));
   auto ring = Ring::attach(region);
@@ -56,7 +74,7 @@ void fuzz_mpmc(std::span<const std::uint8_t> input, std::uint32_t slots, std::ui
 
 void fuzz_spsc(std::span<const std::uint8_t> input, std::uint32_t capacity) {
   using Ring = mproc::core::SpscRing<>;
-  std::vector<std::byte> region(Ring::region_size(capacity));
+  Region region(Ring::region_size(capacity));
   if (!Ring::create(region, capacity)) return;
   std::memcpy(region.data(), input.data(), std::min(input.size(), region.size()));
   auto ring = Ring::attach(region);
@@ -80,19 +98,22 @@ void fuzz_spsc(std::span<const std::uint8_t> input, std::uint32_t capacity) {
   if (sink == 1) std::memset(region.data(), 0, 1);
 }
 
-// The same ring with a hostile peer acting between this side's operations: a ring's own position
-// is its shared index, so a peer can move it under a live view (the consumer once looped 2^58 times
-// on a head moved past its cached tail). The script is `steps` records of 9 bytes: an action and a
-// 64-bit value (little-endian); actions write head, tail or 8 data bytes, or run one operation.
-void fuzz_spsc_scripted(std::span<const std::uint8_t> input, std::uint32_t capacity) {
+// The same ring with a hostile peer acting between this side's operations: a side's own position
+// is its shared index (the consumer's always; the producer's unless it keeps a private copy, which
+// the first byte's bit 6 picks), so a peer can move it under a live view (the consumer once
+// looped 2^58 times on a head moved past its cached tail). The script is `steps` records of 9
+// bytes: an action and a 64-bit value (little-endian); actions write head, tail or 8 data bytes,
+// or run one operation.
+void fuzz_spsc_scripted(std::span<const std::uint8_t> input, std::uint32_t capacity, bool private_tail) {
   using Ring = mproc::core::SpscRing<>;
   if (input.empty()) return;
   const std::size_t steps = std::min<std::size_t>(input[0], (input.size() - 1) / 9);
   const std::span<const std::uint8_t> script = input.subspan(1, steps * 9);
-  std::vector<std::byte> region(Ring::region_size(capacity));
+  Region region(Ring::region_size(capacity));
   if (!Ring::create(region, capacity)) return;
   auto ring = Ring::attach(region);
   if (!ring) return;
+  ring->use_private_tail(private_tail);  // a Pipe's mode, or a Queue's
   auto word = [&](std::size_t offset) {
     return reinterpret_cast<std::atomic<std::uint64_t>*>(region.data() + offset);
   };
@@ -137,9 +158,12 @@ void fuzz_spsc_scripted(std::span<const std::uint8_t> input, std::uint32_t capac
         if (ring->try_pop_fixed<8>(&out)) sink += out;
         break;
       }
-      case 7:
-        (void)ring->try_push_fixed<16>(script.data() + i * 9);
+      case 7: {
+        std::uint8_t value16[16] = {};  // the step's 9 bytes; a step may end the input
+        std::memcpy(value16, script.data() + i * 9, 9);
+        (void)ring->try_push_fixed<16>(value16);
         break;
+      }
       default:
         sink += ring->approximate_count() + ring->readable() + ring->has_room(value % capacity);
         break;
@@ -159,7 +183,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } else if ((choice & 0x80) == 0) {
     fuzz_spsc(rest, 1U << (6 + (choice >> 1) % 4));
   } else {
-    fuzz_spsc_scripted(rest, 1U << (6 + (choice >> 1) % 4));
+    fuzz_spsc_scripted(rest, 1U << (6 + (choice >> 1) % 4), (choice & 0x40) != 0);
   }
   return 0;
 }

@@ -493,6 +493,43 @@ TEST(Pipe, EchoAcrossProcessesUntilEndOfFile) {
   }
 }
 
+void send_three(mproc::Connection conn, std::uint64_t first) {
+  for (std::uint64_t v = first; v < first + 3; ++v) conn.send(v);
+  conn.send(std::string("and a string"));
+}
+
+// One end used by a child and then by its parent (and a second child), one after the other, as
+// CPython allows: each sender's view keeps a private copy of its position, and must take the
+// position over from the ring when another view sent in between, or it overwrites unread
+// messages (or sees its own reader's head as corruption).
+TEST(Pipe, AnEndUsedByAChildThenByItsParentLosesNothing) {
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    Children children;
+    auto [reader, writer] = mproc::Pipe(false);
+    writer.send(std::uint64_t{1});  // the parent's view produces first
+    auto& first = children.start(mproc::get_context(method).Process(send_three, writer, std::uint64_t{2}));
+    ASSERT_TRUE(first.join(10s));
+    ASSERT_EQ(first.exitcode(), 0);
+    writer.send(std::uint64_t{5});  // nothing read yet: the parent must not write over the child's
+    auto& second = children.start(mproc::get_context(method).Process(send_three, writer, std::uint64_t{6}));
+    ASSERT_TRUE(second.join(10s));
+    ASSERT_EQ(second.exitcode(), 0);
+    writer.send(std::uint64_t{9});
+    EXPECT_EQ(reader.recv<std::uint64_t>(), 1U);
+    for (std::uint64_t v = 2; v < 5; ++v) EXPECT_EQ(reader.recv<std::uint64_t>(), v);
+    EXPECT_EQ(reader.recv<std::string>(), "and a string");
+    EXPECT_EQ(reader.recv<std::uint64_t>(), 5U);
+    for (std::uint64_t v = 6; v < 9; ++v) EXPECT_EQ(reader.recv<std::uint64_t>(), v);
+    EXPECT_EQ(reader.recv<std::string>(), "and a string");
+    // Drained: the parent sends again after its reader caught up with the children's messages.
+    writer.send(std::uint64_t{10});
+    EXPECT_EQ(reader.recv<std::uint64_t>(), 9U);
+    EXPECT_EQ(reader.recv<std::uint64_t>(), 10U);
+    EXPECT_FALSE(reader.poll());
+  }
+}
+
 void send_then_hang(mproc::Connection conn) {
   conn.send(std::string("last words"));
   ::pause();

@@ -40,6 +40,7 @@
 #include "mproc/core/mpmc_ring.hpp"  // RingStatus
 #include "mproc/core/wait_word.hpp"
 #include "mproc/detail/futex.hpp"
+#include "mproc/detail/liveness.hpp"
 #include "mproc/export.hpp"
 
 namespace mproc::core {
@@ -63,6 +64,9 @@ class SpscRing {
     struct Geometry {
       std::uint32_t capacity;  // data bytes, a power of two
       std::uint32_t reserved;
+      // Which view last produced with a private copy of its position (stamp()): written when
+      // the producing view changes, read by every private-copy push. Zero in a new ring.
+      std::atomic<std::uint64_t> producer_stamp;
     };
     CachePadded<Geometry> geometry{};
   };
@@ -93,10 +97,12 @@ class SpscRing {
   /// not fit the region. The capacity is copied here once and never re-read.
   static std::optional<SpscRing> attach(std::span<std::byte> region) noexcept {
     if (region.size() < data_offset()) return std::nullopt;
-    typename Shared::Geometry g{};
-    std::memcpy(&g, region.data() + offsetof(Shared, geometry), sizeof g);
-    if (!valid_capacity(g.capacity) || region.size() < region_size(g.capacity)) return std::nullopt;
-    return SpscRing(region, g.capacity);
+    std::uint32_t capacity = 0;
+    std::memcpy(&capacity,
+                region.data() + offsetof(Shared, geometry) + offsetof(typename Shared::Geometry, capacity),
+                sizeof capacity);
+    if (!valid_capacity(capacity) || region.size() < region_size(capacity)) return std::nullopt;
+    return SpscRing(region, capacity);
   }
 
   [[nodiscard]] std::uint32_t capacity() const noexcept { return capacity_; }
@@ -116,6 +122,7 @@ class SpscRing {
   Reservation try_reserve(std::size_t size, std::uint8_t flags = 0) noexcept {
     if (size > max_record()) return {RingStatus::too_large, {}};
     const std::uint64_t need = record_bytes(size);
+    if (private_tail_) claim_private_tail(shared_);
     std::uint64_t pos = produced();
     if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
     const std::uint64_t offset = pos & mask();
@@ -163,6 +170,7 @@ class SpscRing {
     std::byte* const data = data_;
     const std::uint64_t capacity = capacity_;
     const bool keep_private = private_tail_;
+    if (keep_private) claim_private_tail(shared);
     // relaxed: the index this side alone writes; see produced().
     std::uint64_t pos = keep_private ? local_tail_ : shared->tail->load(std::memory_order_relaxed);
     const std::uint64_t offset = pos & (capacity - 1);
@@ -381,6 +389,8 @@ class SpscRing {
     private_tail_ = on;
     resync_producer();
   }
+  /// True when this view keeps a private copy of the producer's position.
+  [[nodiscard]] bool private_tail() const noexcept { return private_tail_; }
   /// resync() of the producer's half only: a process whose one view serves both roles (an spsc
   /// Queue's producer thread and consumer thread) must not move the other role's position while
   /// that role's thread is using it. @concurrent producer
@@ -423,6 +433,26 @@ class SpscRing {
   //     the consumer's (try_peek, try_pop_fixed) send any position outside the window to a re-read
   //     and a check.
   // The cached copy of the other side's index stays process-local.
+  // A private copy is only right while no other view produces: a Pipe's end used by a child and
+  // then by its parent (CPython allows it) has two views, each with its own copy, one after the
+  // other. So the ring carries a stamp of the view that produced last (its process identity and
+  // its address: a forked child's view has its parent's address, not its identity), and a view
+  // that finds another's stamp takes the position from the shared tail first. One load of a
+  // line that is written only at such a change. The user orders the two producers (a join, a
+  // message), as the contract of one producer at a time requires; coherence then makes the
+  // relaxed loads see the other view's last tail.
+  [[nodiscard]] std::uint64_t stamp() const noexcept {
+    return detail::cached_process_identity() * 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this);
+  }
+  void claim_private_tail(Shared* shared) noexcept {
+    const std::uint64_t mine = stamp();
+    // relaxed: see above.
+    if (shared->geometry->producer_stamp.load(std::memory_order_relaxed) != mine) [[unlikely]] {
+      resync_producer();
+      // relaxed: see above.
+      shared->geometry->producer_stamp.store(mine, std::memory_order_relaxed);
+    }
+  }
   [[nodiscard]] std::uint64_t produced() const noexcept {
     // relaxed: the index this side alone writes (see above).
     return private_tail_ ? local_tail_ : shared_->tail->load(std::memory_order_relaxed);
