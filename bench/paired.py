@@ -51,6 +51,9 @@ def main():
     listed = subprocess.run([binary, "--benchmark_list_tests"], check=True, capture_output=True,
                             text=True).stdout.split()
     present = {re.sub(r"/(manual|real)_time$", "", n) for n in listed}
+    unknown = [c for c in sys.argv[5:] if c not in {p[0] for p in pairs}]
+    if unknown:
+        sys.exit(f"paired.py: no such case in {module}: {', '.join(unknown)}")
     pairs = [p for p in pairs if (not sys.argv[5:] or p[0] in sys.argv[5:]) and p[0] in present and p[1] in present]
     ratios = {p: [] for p in pairs}
     kinds, failed = {}, False
@@ -65,7 +68,12 @@ def main():
                 print(f"round {r + 1}: {case}: {e}", file=sys.stderr)
                 failed = True
                 continue
-            (kind, mine), (_, theirs) = got[case], got[peer]
+            (kind, mine), (peer_kind, theirs) = got[case], got[peer]
+            if kind != peer_kind:
+                print(f"round {r + 1}: {case} reports {kind} but {peer} {peer_kind}: not comparable",
+                      file=sys.stderr)
+                failed = True
+                continue
             kinds[pair] = kind
             ratios[pair].append(mine / theirs)
     print(f"paired ratios over {rounds} rounds (mproc / peer per round: items/s, target >=; "

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <deque>
+#include <new>
 #include <numeric>
 #include <random>
 #include <string>
@@ -44,11 +45,26 @@ std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
 
 // ---- the ring --------------------------------------------------------------------------------
 
+// Storage aligned as a mapping is: the ring's header is alignas(kCacheLine), more than operator
+// new gives a std::vector by default.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{mproc::kCacheLine}));
+  }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{mproc::kCacheLine}); }
+  bool operator==(const CacheLineAllocator&) const noexcept { return true; }
+};
+
 struct RingRegion {
   explicit RingRegion(std::uint32_t capacity) : memory(SpscRing<>::region_size(capacity)) {
     ring = *SpscRing<>::create(std::span(memory), capacity);
   }
-  std::vector<std::byte> memory;
+  std::vector<std::byte, CacheLineAllocator<std::byte>> memory;
   SpscRing<> ring;
 };
 
