@@ -72,6 +72,28 @@ void fuzz_mpmc(std::span<const std::uint8_t> input, std::uint32_t slots, std::ui
   if (sink == 1) std::memset(region.data(), 0, 1);  // keeps sink alive
 }
 
+// One record through the general consumer path: its bytes summed, or a resync after corruption.
+std::size_t consume_one(mproc::core::SpscRing<>& ring) {
+  std::size_t sum = 0;
+  auto p = ring.try_peek();
+  if (p.status == mproc::core::RingStatus::ok) {
+    for (std::byte b : p.payload) sum += static_cast<std::size_t>(b);
+    ring.release();
+  } else if (p.status == mproc::core::RingStatus::corrupted) {
+    ring.skip_to_tail();
+  }
+  return sum;
+}
+
+// One record of `size` bytes through the general producer path, if there is room.
+void produce_one(mproc::core::SpscRing<>& ring, std::size_t size, std::uint8_t flags) {
+  auto r = ring.try_reserve(size, flags);
+  if (r.status == mproc::core::RingStatus::ok) {
+    std::memset(r.payload.data(), 0xa5, r.payload.size());
+    ring.commit();
+  }
+}
+
 void fuzz_spsc(std::span<const std::uint8_t> input, std::uint32_t capacity) {
   using Ring = mproc::core::SpscRing<>;
   Region region(Ring::region_size(capacity));
@@ -82,18 +104,8 @@ void fuzz_spsc(std::span<const std::uint8_t> input, std::uint32_t capacity) {
   if (Ring::region_size(ring->capacity()) > region.size()) __builtin_trap();
   std::size_t sink = 0;
   for (int i = 0; i < 8; ++i) {
-    auto p = ring->try_peek();
-    if (p.status == mproc::core::RingStatus::ok) {
-      for (std::byte b : p.payload) sink += static_cast<std::size_t>(b);
-      ring->release();
-    } else if (p.status == mproc::core::RingStatus::corrupted) {
-      ring->skip_to_tail();
-    }
-    auto r = ring->try_reserve(static_cast<std::size_t>(i) * 21, static_cast<std::uint8_t>(i));
-    if (r.status == mproc::core::RingStatus::ok) {
-      std::memset(r.payload.data(), 0xa5, r.payload.size());
-      ring->commit();
-    }
+    sink += consume_one(*ring);
+    produce_one(*ring, static_cast<std::size_t>(i) * 21, static_cast<std::uint8_t>(i));
   }
   if (sink == 1) std::memset(region.data(), 0, 1);
 }
@@ -132,24 +144,12 @@ void fuzz_spsc_scripted(std::span<const std::uint8_t> input, std::uint32_t capac
       case 2:
         std::memcpy(region.data() + Ring::data_offset() + (value >> 32) % (capacity - 7), &value, 8);
         break;
-      case 3: {
-        auto p = ring->try_peek();
-        if (p.status == mproc::core::RingStatus::ok) {
-          for (std::byte b : p.payload) sink += static_cast<std::size_t>(b);
-          ring->release();
-        } else if (p.status == mproc::core::RingStatus::corrupted) {
-          ring->skip_to_tail();
-        }
+      case 3:
+        sink += consume_one(*ring);
         break;
-      }
-      case 4: {
-        auto r = ring->try_reserve(value % capacity, static_cast<std::uint8_t>(value >> 56));
-        if (r.status == mproc::core::RingStatus::ok) {
-          std::memset(r.payload.data(), 0xa5, r.payload.size());
-          ring->commit();
-        }
+      case 4:
+        produce_one(*ring, value % capacity, static_cast<std::uint8_t>(value >> 56));
         break;
-      }
       case 5:
         (void)ring->try_push_fixed<8>(&value);
         break;

@@ -57,6 +57,14 @@ std::span<std::byte> ring_region(const SharedBlock& block, std::uint32_t index, 
   return {block.payload() + kRingsOffset + index * Ring::region_size(capacity), Ring::region_size(capacity)};
 }
 
+// A connection's send ring: it keeps a private copy of its position, since a Pipe's two ends
+// usually take turns (SpscRing::produced() says why that matters).
+std::optional<Ring> attach_send_ring(std::span<std::byte> region) {
+  std::optional<Ring> ring = Ring::attach(region);
+  if (ring) ring->use_private_tail(true);
+  return ring;
+}
+
 }  // namespace
 
 struct ConnectionState : ConnectionHot {
@@ -129,10 +137,8 @@ std::pair<Connection, Connection> make_pipe(bool duplex, const PipeOptions& opti
     state->max_message = options.max_message;
     state->send_index = send_index;
     state->recv_index = recv_index;
-    if (send_index >= 0) {
-      state->send_ring = Ring::attach(ring_region(state->block, send_index, options.capacity));
-      state->send_ring->use_private_tail(true);  // the two ends take turns: see SpscRing::produced()
-    }
+    if (send_index >= 0)
+      state->send_ring = attach_send_ring(ring_region(state->block, send_index, options.capacity));
     if (recv_index >= 0)
       state->recv_ring = Ring::attach(ring_region(state->block, recv_index, options.capacity));
     state->token = std::move(token);
@@ -469,12 +475,11 @@ std::shared_ptr<detail::ConnectionState> attach_named_end(std::shared_ptr<detail
         payload.data() + detail::kRingsOffset + index * core::SpscRing<>::region_size(geometry.capacity),
         core::SpscRing<>::region_size(geometry.capacity));
   };
-  state->send_ring = core::SpscRing<>::attach(ring(end));
+  state->send_ring = detail::attach_send_ring(ring(end));
   state->recv_ring = core::SpscRing<>::attach(ring(1 - end));
   if (!state->send_ring || !state->recv_ring) {
     throw ValueError("cannot open Connection '" + std::string(name) + "': its ring header is invalid");
   }
-  state->send_ring->use_private_tail(true);  // as in Pipe()
   // Claim the end: free, closed, or held by a dead process. The word is the pid and a handle
   // number (relaxed: a counter that only has to differ between handles).
   const std::uint32_t handle = detail::g_next_holder.fetch_add(1, std::memory_order_relaxed) % 1023 + 1;
@@ -607,8 +612,7 @@ Connection codec<Connection>::decode(Decoder& in) {
   state->recv_index = recv_index;
   if (send_index >= 0) {
     state->send_ring =
-        core::SpscRing<>::attach(detail::ring_region(state->block, send_index, geometry.capacity));
-    if (state->send_ring) state->send_ring->use_private_tail(true);  // as in Pipe()
+        detail::attach_send_ring(detail::ring_region(state->block, send_index, geometry.capacity));
   }
   if (recv_index >= 0) {
     state->recv_ring =

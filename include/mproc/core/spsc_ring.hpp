@@ -122,8 +122,7 @@ class SpscRing {
   Reservation try_reserve(std::size_t size, std::uint8_t flags = 0) noexcept {
     if (size > max_record()) return {RingStatus::too_large, {}};
     const std::uint64_t need = record_bytes(size);
-    if (private_tail_) claim_private_tail(shared_);
-    std::uint64_t pos = produced();
+    std::uint64_t pos = take_position(shared_);
     if ((pos & 7) != 0) return {RingStatus::corrupted, {}};  // records are 8-byte aligned
     const std::uint64_t offset = pos & mask();
     const std::uint64_t pad = offset + need > capacity_ ? capacity_ - offset : 0;
@@ -170,9 +169,7 @@ class SpscRing {
     std::byte* const data = data_;
     const std::uint64_t capacity = capacity_;
     const bool keep_private = private_tail_;
-    if (keep_private) claim_private_tail(shared);
-    // relaxed: the index this side alone writes; see produced().
-    std::uint64_t pos = keep_private ? local_tail_ : shared->tail->load(std::memory_order_relaxed);
+    std::uint64_t pos = take_position(shared);
     const std::uint64_t offset = pos & (capacity - 1);
     const std::uint64_t pad = offset + need > capacity ? capacity - offset : 0;
     if ((pos & 7) != 0 || need > max_record() + kHeaderBytes) return false;
@@ -389,8 +386,6 @@ class SpscRing {
     private_tail_ = on;
     resync_producer();
   }
-  /// True when this view keeps a private copy of the producer's position.
-  [[nodiscard]] bool private_tail() const noexcept { return private_tail_; }
   /// resync() of the producer's half only: a process whose one view serves both roles (an spsc
   /// Queue's producer thread and consumer thread) must not move the other role's position while
   /// that role's thread is using it. @concurrent producer
@@ -444,7 +439,10 @@ class SpscRing {
   [[nodiscard]] std::uint64_t stamp() const noexcept {
     return detail::cached_process_identity() * 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<std::uintptr_t>(this);
   }
-  void claim_private_tail(Shared* shared) noexcept {
+  // The producer's position at the start of a push: in private mode, after taking it over from
+  // the ring if another view produced since this one did.
+  std::uint64_t take_position(Shared* shared) noexcept {
+    if (!private_tail_) return shared->tail->load(std::memory_order_relaxed);  // relaxed: see above
     const std::uint64_t mine = stamp();
     // relaxed: see above.
     if (shared->geometry->producer_stamp.load(std::memory_order_relaxed) != mine) [[unlikely]] {
@@ -452,6 +450,7 @@ class SpscRing {
       // relaxed: see above.
       shared->geometry->producer_stamp.store(mine, std::memory_order_relaxed);
     }
+    return local_tail_;
   }
   [[nodiscard]] std::uint64_t produced() const noexcept {
     // relaxed: the index this side alone writes (see above).
