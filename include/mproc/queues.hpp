@@ -1,5 +1,6 @@
 // Queue, SimpleQueue and JoinableQueue: CPython's multiprocessing.queues for any encodable type,
-// on a lock-free ring in shared memory (core::MpmcRing).
+// in shared memory: on lanes (core::LaneQueue, one single-producer ring per producing thread) by
+// default, on the multi-producer ring (core::MpmcRing) with an explicit maxsize.
 //
 //   mproc::Queue<int> q;                       // maxsize 0: the default capacity (docs/queues.md)
 //   q.put(42);  int v = q.get();
@@ -31,6 +32,7 @@
 #include <vector>
 
 #include "mproc/codec.hpp"
+#include "mproc/core/lane_queue.hpp"
 #include "mproc/core/mpmc_ring.hpp"
 #include "mproc/core/spsc_ring.hpp"
 #include "mproc/detail/liveness.hpp"
@@ -43,12 +45,16 @@ namespace mproc {
 
 /// How a Queue is sized. Zeroes choose the defaults.
 struct QueueOptions {
-  /// CPython's maxsize: at most this many messages (of one slot each) in the queue; 0 means the
-  /// default capacity, kDefaultSlots slots.
+  /// CPython's maxsize: at most this many messages (of one slot each) in the queue, on the
+  /// multi-producer ring. 0 (CPython's "unbounded"): the queue runs on lanes, one per producing
+  /// thread, each with room for kDefaultSlots one-slot messages (docs/queues.md).
   std::size_t maxsize = 0;
   /// Bytes per slot (a power of two, at least 16). 0: just enough for one message of a
   /// fixed-size type, else 64. A message takes ceil((8 + its encoded size) / slot_size) slots.
   std::uint32_t slot_size = 0;
+  /// maxsize 0 only: lanes, the shared one included (1-256; 0: kDefaultLanes). Producing threads
+  /// beyond lanes - 1 share the shared lane, under a lock.
+  std::uint32_t lanes = 0;
   /// One producer and one consumer: the queue runs on the single-producer ring (as a Pipe does),
   /// faster than the multi-producer one. The first thread to put is the producer and the first
   /// to get the consumer (in one process or two); another thread or process that tries while
@@ -59,6 +65,7 @@ struct QueueOptions {
 
   static constexpr std::uint32_t kDefaultSlots = 4096;
   static constexpr std::uint32_t kDefaultSlotSize = 64;
+  static constexpr std::uint32_t kDefaultLanes = 16;
 };
 
 namespace detail {
@@ -76,6 +83,18 @@ struct SpscSeat {
            process.load(std::memory_order_relaxed) == cached_process_identity();
   }
 };
+
+/// Which lane of which queue the calling thread writes: read inline by put(), so that finding its
+/// lane costs a few loads and no call. `queue` is the QueueCore's serial number in this process,
+/// `process` the process identity (a forked child's thread keeps its parent's value, and claims
+/// a lane of its own).
+struct LaneSeat {
+  std::uint64_t queue = 0;
+  std::uint64_t process = 0;
+  std::uint64_t self = 0;  // core::LanePolicy::producer_self()
+  std::uint32_t lane = 0;
+};
+inline thread_local LaneSeat t_lane_seat;
 
 /// The untyped queue (runtime/queues/queue_core.cpp): its shared memory, the ring inside (the
 /// multi-producer one, or the single-producer one for QueueOptions::spsc) and this process's
@@ -116,6 +135,20 @@ class MPROC_API QueueCore {
   void encode(Encoder& out) const;
   static QueueCore decode(Decoder& in, std::uint64_t type_hash);
 
+  /// The lanes of a default queue, or nullptr: Queue<T> drives them inline.
+  [[nodiscard]] core::LaneQueue<>* lanes() const noexcept { return lanes_; }
+  /// The lane the calling thread owns in this queue, or 0 (the shared lane, or none looked up
+  /// yet): the inline put's check, which never claims.
+  [[nodiscard]] MPROC_ALWAYS_INLINE std::uint32_t owned_lane() const noexcept {
+    const LaneSeat& seat = t_lane_seat;
+    return seat.queue == serial_ && seat.process == cached_process_identity() && seat.lane != 0 &&
+                   lanes_->holds(seat.lane, seat.self)
+               ? seat.lane
+               : 0;
+  }
+  /// owned_lane(), or the lane looked up (claimed) now: an owned one or the shared one (0).
+  std::uint32_t producer_lane();
+
   /// The multi-producer ring, or nullptr for an spsc queue: Queue<T> drives it inline (an
   /// out-of-line call and a function pointer per message cost the ring measurably).
   [[nodiscard]] core::MpmcRing<>* mpmc() const noexcept { return mpmc_; }
@@ -141,6 +174,8 @@ class MPROC_API QueueCore {
 
  private:
   void cache_pointers() noexcept;
+  core::LaneQueue<>* lanes_ = nullptr;
+  std::uint64_t serial_ = 0;
   core::MpmcRing<>* mpmc_ = nullptr;
   core::SpscRing<>* spsc_ = nullptr;
   const SpscSeat* producer_seat_ = nullptr;
@@ -342,7 +377,17 @@ class Queue {
 
   PushResult push(const T& item, std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
     if constexpr (detail::is_raw_message_v<T>) {
-      if (core::MpmcRing<>* ring = core_.mpmc()) {
+      if (core::LaneQueue<>* lanes = core_.lanes()) {  // the fast path: an owned lane with room
+        check_open();
+        if (const std::uint32_t lane = core_.producer_lane(); lane != 0) {
+          for (int polls = block ? 64 : 1;;) {  // a few polls, as for the spsc ring below
+            if (lanes->template try_push_fixed<sizeof(T)>(lane, &item))
+              return {core::RingStatus::ok, sizeof(T)};
+            if (--polls == 0) break;
+            core::cpu_relax();
+          }
+        }
+      } else if (core::MpmcRing<>* ring = core_.mpmc()) {
         check_open();
         const auto fill = [&](std::span<std::byte> out) noexcept {
           std::memcpy(out.data(), &item, sizeof(T));
@@ -381,6 +426,12 @@ class Queue {
   // its stores, each spill is one more (docs/benchmarks.md, session 6).
   MPROC_ALWAYS_INLINE bool put_inline(const T& item) noexcept {
     if constexpr (detail::is_raw_message_v<T>) {
+      if (core::LaneQueue<>* lanes = core_.lanes()) {
+        // relaxed: this process's own flag, as in check_open().
+        if (core_.closed_flag().load(std::memory_order_relaxed)) return false;
+        const std::uint32_t lane = core_.owned_lane();
+        return lane != 0 && lanes->template try_push_fixed<sizeof(T)>(lane, &item);
+      }
       core::SpscRing<>* spsc = core_.spsc();
       // relaxed: this process's own flag, as in check_open().
       return spsc != nullptr && !core_.closed_flag().load(std::memory_order_relaxed) && core_.holds_put() &&
@@ -390,6 +441,11 @@ class Queue {
   }
   MPROC_ALWAYS_INLINE bool get_inline(T& value) noexcept {
     if constexpr (detail::is_raw_message_v<T>) {
+      if (core::LaneQueue<>* lanes = core_.lanes()) {
+        // relaxed: as in put_inline.
+        return !core_.closed_flag().load(std::memory_order_relaxed) &&
+               lanes->template try_pop_fixed<sizeof(T)>(&value);
+      }
       core::SpscRing<>* spsc = core_.spsc();
       // relaxed: as in put_inline.
       return spsc != nullptr && !core_.closed_flag().load(std::memory_order_relaxed) && core_.holds_get() &&
@@ -407,7 +463,13 @@ class Queue {
   [[gnu::noinline]] T get_until(std::optional<std::chrono::steady_clock::time_point> deadline) {
     std::optional<T> item;
     core::RingStatus status{};
-    if (core::MpmcRing<>* ring = core_.mpmc()) {
+    if (core::LaneQueue<>* lanes = core_.lanes()) {
+      check_open();
+      status = lanes->pop([&](std::span<const std::byte> bytes) { item.emplace(decode(bytes)); }, deadline,
+                          // relaxed: this process's own flag.
+                          [this] { return core_.closed_flag().load(std::memory_order_relaxed); });
+      check_open();
+    } else if (core::MpmcRing<>* ring = core_.mpmc()) {
       check_open();
       status = ring->pop([&](std::span<const std::byte> bytes) { item.emplace(decode(bytes)); }, deadline,
                          // relaxed: this process's own flag.

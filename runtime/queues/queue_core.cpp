@@ -22,8 +22,9 @@ namespace {
 
 using Mpmc = core::MpmcRing<>;
 using Spsc = core::SpscRing<>;
+using Lanes = core::LaneQueue<>;
 
-enum : std::uint32_t { kMpmcKind = 0, kSpscKind = 1 };
+enum : std::uint32_t { kMpmcKind = 0, kSpscKind = 1, kLanesKind = 2 };
 
 struct QueueHeader {
   std::uint32_t kind;
@@ -42,12 +43,15 @@ constexpr int kQuickPolls = 64;
 // that were attached separately (each has its own view of the ring, so only one may use a role).
 constexpr std::uint32_t kPidBits = 22;
 std::atomic<std::uint32_t> g_next_instance{1};
+std::atomic<std::uint64_t> g_next_serial{0};
 
 // What the block or segment of a queue of this message type is tagged with: the message type and
 // the layouts of the header and both rings, so that another build's queue is refused.
 std::uint64_t layout_hash(std::uint64_t type_hash) {
   std::uint64_t h = fnv1a(type_hash, abi_hash<QueueHeader>());
   h = fnv1a(h, abi_hash<Mpmc::Shared>());
+  h = fnv1a(h, abi_hash<Lanes::Shared>());
+  h = fnv1a(h, abi_hash<Lanes::LaneWords>());
   return fnv1a(h, abi_hash<Spsc::Shared>());
 }
 
@@ -56,11 +60,23 @@ struct Geometry {
   std::uint32_t slots;      // mpmc
   std::uint32_t slot_size;  // mpmc
   std::uint32_t limit;      // mpmc
-  std::uint32_t capacity;   // spsc
+  std::uint32_t capacity;   // spsc, and each lane's
+  std::uint32_t lanes;      // lanes
   [[nodiscard]] std::size_t ring_bytes() const {
-    return kind == kSpscKind ? Spsc::region_size(capacity) : Mpmc::region_size(slots, slot_size);
+    switch (kind) {
+      case kSpscKind:
+        return Spsc::region_size(capacity);
+      case kLanesKind:
+        return Lanes::region_size(lanes, capacity);
+      default:
+        return Mpmc::region_size(slots, slot_size);
+    }
   }
 };
+
+// A lane holds twice the default queue's slots, so that its largest message (half a lane) is
+// as large as the multi-producer ring's; at most 256 MiB (virtual: pages are used as written).
+constexpr std::uint64_t kMaxLaneBytes = std::uint64_t{1} << 28;
 
 Geometry geometry_for(const QueueOptions& o) {
   if (o.maxsize > Mpmc::kMaxSlotCount) throw ValueError("Queue maxsize is too large");
@@ -69,15 +85,22 @@ Geometry geometry_for(const QueueOptions& o) {
   if (!std::has_single_bit(o.slot_size) || o.slot_size < 16 || o.slot_size > (1U << 20)) {
     throw ValueError("Queue slot_size must be a power of two between 16 and 1 MiB");
   }
+  if (o.lanes > Lanes::kMaxLanes) throw ValueError("Queue lanes must be between 1 and 256 (0: the default)");
+  if (o.maxsize == 0 && !o.spsc) {
+    const std::uint64_t bytes =
+        std::min(std::uint64_t{2} * QueueOptions::kDefaultSlots * o.slot_size, kMaxLaneBytes);
+    const std::uint32_t lanes = o.lanes == 0 ? QueueOptions::kDefaultLanes : o.lanes;
+    return {kLanesKind, 0, 0, 0, static_cast<std::uint32_t>(bytes), lanes};
+  }
   if (o.spsc) {
     const std::uint64_t bytes = std::uint64_t{std::bit_ceil(records)} * o.slot_size;
     if (bytes > Spsc::kMaxCapacity) throw ValueError("Queue maxsize * slot_size is over 1 GiB");
     const auto capacity = std::max<std::uint32_t>(Spsc::kMinCapacity, static_cast<std::uint32_t>(bytes));
-    return {kSpscKind, 0, 0, 0, capacity};
+    return {kSpscKind, 0, 0, 0, capacity, 0};
   }
   const std::uint32_t slots = std::bit_ceil(records);
   if (!Mpmc::valid_geometry(slots, o.slot_size, records)) throw ValueError("invalid Queue geometry");
-  return {kMpmcKind, slots, o.slot_size, records, 0};
+  return {kMpmcKind, slots, o.slot_size, records, 0, 0};
 }
 
 }  // namespace
@@ -89,6 +112,10 @@ struct QueueState {
   std::uint32_t kind = kMpmcKind;
   std::optional<Mpmc> mpmc;
   std::optional<Spsc> spsc;
+  std::unique_ptr<Lanes> lanes;
+  // This state's number among the queues this process attached: the key of the calling thread's
+  // LaneSeat (an address could be reused by the next queue).
+  std::uint64_t serial = g_next_serial.fetch_add(1, std::memory_order_relaxed) + 1;  // relaxed: a counter
   std::atomic<bool> closed{false};
   // spsc only. The ring has one producer and one consumer: a role is held by one process (the
   // role word in the header) and, in it, by one thread (the first to use it), so that the hot
@@ -168,6 +195,9 @@ struct QueueState {
     } else if (kind == kSpscKind) {
       spsc = Spsc::attach(ring);
       if (!spsc) throw DecodeError("a Queue's ring header is invalid");
+    } else if (kind == kLanesKind) {
+      lanes = Lanes::attach(ring);
+      if (!lanes) throw DecodeError("a Queue's lanes header is invalid");
     } else {
       throw DecodeError("a Queue's header names an unknown ring");
     }
@@ -178,8 +208,9 @@ struct QueueState {
     auto* h = new (payload.data()) QueueHeader{g.kind, 0, {}, {}};
     (void)h;
     const auto ring = payload.subspan(kRingOffset);
-    const bool ok = g.kind == kSpscKind ? Spsc::create(ring, g.capacity).has_value()
-                                        : Mpmc::create(ring, g.slots, g.slot_size, g.limit).has_value();
+    const bool ok = g.kind == kSpscKind    ? Spsc::create(ring, g.capacity).has_value()
+                    : g.kind == kLanesKind ? Lanes::create(ring, g.lanes, g.capacity) != nullptr
+                                           : Mpmc::create(ring, g.slots, g.slot_size, g.limit).has_value();
     if (!ok) throw ValueError("invalid Queue geometry");
     attach(payload);
   }
@@ -191,6 +222,8 @@ struct QueueState {
 };
 
 void QueueCore::cache_pointers() noexcept {
+  lanes_ = state_->lanes.get();
+  serial_ = state_->serial;
   mpmc_ = state_->mpmc ? &*state_->mpmc : nullptr;
   spsc_ = state_->spsc ? &*state_->spsc : nullptr;
   producer_seat_ = &state_->producer_seat;
@@ -236,6 +269,18 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
                                 std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
   QueueState& s = *state_;
   s.check_open();
+  if (s.kind == kLanesKind) {
+    const auto f = [&](std::span<std::byte> out) noexcept { fill(context, out); };
+    std::uint32_t lane = producer_lane();
+    const std::uint64_t self = core::LanePolicy::producer_self();
+    // relaxed: this process's own flag.
+    const auto closed = [&] { return s.closed.load(std::memory_order_relaxed); };
+    const auto status =
+        block ? s.lanes->push(lane, self, size, f, deadline, closed) : s.lanes->try_push(lane, self, size, f);
+    if (lane != t_lane_seat.lane) t_lane_seat.lane = lane;  // looked up again: a lane was taken
+    if (block) s.check_open();
+    return status;
+  }
   if (s.kind == kMpmcKind) {
     const auto f = [&](std::span<std::byte> out) noexcept { fill(context, out); };
     return block ? s.mpmc->push(size, f, deadline) : s.mpmc->try_push(size, f);
@@ -271,6 +316,14 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
                                 std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
   QueueState& s = *state_;
   s.check_open();
+  if (s.kind == kLanesKind) {
+    const auto c = [&](std::span<const std::byte> in) { consume(context, in); };
+    if (!block) return s.lanes->try_pop(c);
+    // relaxed: this process's own flag.
+    const auto status = s.lanes->pop(c, deadline, [&] { return s.closed.load(std::memory_order_relaxed); });
+    s.check_open();
+    return status;
+  }
   if (s.kind == kMpmcKind) {
     const auto c = [&](std::span<const std::byte> in) { consume(context, in); };
     core::RingStatus status{};
@@ -311,6 +364,18 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
   }
 }
 
+std::uint32_t QueueCore::producer_lane() {
+  if (const std::uint32_t lane = owned_lane(); lane != 0) return lane;
+  LaneSeat& seat = t_lane_seat;
+  const std::uint64_t process = cached_process_identity();
+  const std::uint64_t self = core::LanePolicy::producer_self();
+  if (seat.queue == serial_ && seat.process == process && seat.self == self && seat.lane == 0) {
+    return 0;  // this thread writes the shared lane; it stays there (FIFO: see lane_for)
+  }
+  seat = LaneSeat{serial_, process, self, lanes_->lane_for(self)};
+  return seat.lane;
+}
+
 void QueueCore::begin_put() {
   QueueState& s = *state_;
   s.enter(s.header->producer, s.producer_word, s.producer_seat, "producer");
@@ -323,21 +388,25 @@ void QueueCore::begin_get() {
 
 std::size_t QueueCore::qsize() const {
   const QueueState& s = *state_;
+  if (s.kind == kLanesKind) return s.lanes->approximate_size();
   return s.kind == kMpmcKind ? s.mpmc->approximate_size() : s.spsc->approximate_count();
 }
 
 bool QueueCore::empty() const {
   const QueueState& s = *state_;
+  if (s.kind == kLanesKind) return !s.lanes->any_unread();
   return s.kind == kMpmcKind ? !s.mpmc->readable() : s.spsc->approximate_count() == 0;
 }
 
 bool QueueCore::full() const {
   const QueueState& s = *state_;
+  if (s.kind == kLanesKind) return !s.lanes->has_room(owned_lane(), 1);  // the calling thread's lane
   return s.kind == kMpmcKind ? !s.mpmc->writable(1) : !s.spsc->has_room(1);
 }
 
 std::size_t QueueCore::max_message() const {
   const QueueState& s = *state_;
+  if (s.kind == kLanesKind) return s.lanes->max_message();
   return s.kind == kMpmcKind ? s.mpmc->max_message() : s.spsc->max_record();
 }
 
@@ -353,6 +422,7 @@ void QueueCore::close() noexcept {
   state_->closed.store(true);
   if (state_->mpmc) state_->mpmc->wake_all();
   if (state_->spsc) state_->spsc->wake_all();
+  if (state_->lanes) state_->lanes->wake_all();
 }
 
 void QueueCore::encode(Encoder& out) const {

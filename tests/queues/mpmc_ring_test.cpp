@@ -25,6 +25,8 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include "queues/ring_test_support.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -32,23 +34,7 @@ using mproc::core::MpmcRing;
 using mproc::core::RingStatus;
 using mproc::core::RingStep;
 
-// A zero-filled MAP_SHARED region (shared with forked children), unmapped at scope exit.
-class Region {
- public:
-  explicit Region(std::size_t size) : size_(size) {
-    void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    data_ = static_cast<std::byte*>(p);
-  }
-  ~Region() { munmap(data_, size_); }
-  Region(const Region&) = delete;
-  Region& operator=(const Region&) = delete;
-  std::span<std::byte> span() noexcept { return {data_, size_}; }
-
- private:
-  std::byte* data_;
-  std::size_t size_;
-};
+using mproc_test::Region;
 
 template <class Ring = MpmcRing<>>
 struct TestRing {
@@ -198,64 +184,22 @@ RC_GTEST_PROP(MpmcRingModel, MatchesADequeOfMessages, ()) {
 // union of what they got is every message exactly once.
 void stress_with_threads(int producers, int consumers, int per_producer, std::uint32_t slots) {
   TestRing t(slots, 32, slots);
-  std::atomic<int> producers_left{producers};
-  std::vector<std::vector<std::uint64_t>> seen(consumers);
-  std::vector<std::thread> threads;
-  for (int p = 0; p < producers; ++p) {
-    threads.emplace_back([&, p] {
-      MpmcRing<> ring = t.ring;  // each thread has its own view, as each process does
-      for (int i = 0; i < per_producer; ++i) {
-        // Sizes vary so that records span one to three slots and pads occur.
-        const std::uint64_t v[3] = {
-            static_cast<std::uint64_t>(p), static_cast<std::uint64_t>(i),
-            static_cast<std::uint64_t>(p) * 1'000'003 + static_cast<std::uint64_t>(i)};
-        const std::size_t size = 24 + static_cast<std::size_t>(i % 5) * 16;
-        const auto s = ring.push(
-            size,
-            [&](std::span<std::byte> out) {
-              std::memset(out.data(), 0xAB, out.size());
-              std::memcpy(out.data(), v, sizeof v);
-            },
-            std::nullopt);
-        ASSERT_EQ(s, RingStatus::ok);
-      }
-      producers_left.fetch_sub(1);
-      t.ring.wake_all();
-    });
-  }
-  for (int c = 0; c < consumers; ++c) {
-    threads.emplace_back([&, c] {
-      MpmcRing<> ring = t.ring;
-      std::vector<int> last(producers, -1);
-      for (;;) {
-        std::uint64_t v[3] = {};
-        bool intact = true;
-        const auto s = ring.pop(
-            [&](std::span<const std::byte> in) {
-              std::memcpy(v, in.data(), sizeof v);
-              for (std::size_t b = sizeof v; b < in.size(); ++b) intact = intact && in[b] == std::byte{0xAB};
-            },
-            std::chrono::steady_clock::now() + 50ms, [&] { return producers_left.load() == 0; });
-        if (s == RingStatus::empty) {
-          if (producers_left.load() == 0 && !ring.readable()) break;
-          continue;
-        }
-        ASSERT_EQ(s, RingStatus::ok);
-        ASSERT_TRUE(intact);
-        ASSERT_EQ(v[2], v[0] * 1'000'003 + v[1]) << "a torn message";
-        ASSERT_LT(v[0], static_cast<std::uint64_t>(producers));
-        ASSERT_GT(static_cast<int>(v[1]), last[v[0]]) << "per-producer FIFO broken";
-        last[v[0]] = static_cast<int>(v[1]);
-        seen[c].push_back(v[0] * per_producer + v[1]);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  std::vector<std::uint64_t> all;
-  for (auto& s : seen) all.insert(all.end(), s.begin(), s.end());
-  std::sort(all.begin(), all.end());
-  ASSERT_EQ(all.size(), static_cast<std::size_t>(producers * per_producer));
-  for (std::size_t i = 0; i < all.size(); ++i) ASSERT_EQ(all[i], i) << "lost or duplicated";
+  // Each thread has its own view, as each process does.
+  const auto make_pusher = [&] {
+    return [ring = t.ring](std::size_t size, const auto& fill) mutable {
+      return ring.push(size, fill, std::nullopt) == RingStatus::ok;
+    };
+  };
+  const auto make_popper = [&] {
+    return [ring = t.ring](const auto& consume, auto deadline, const auto& stop) mutable {
+      const auto s = ring.pop(consume, deadline, stop);
+      EXPECT_NE(s, RingStatus::corrupted);
+      return s == RingStatus::ok;
+    };
+  };
+  mproc_test::run_stress(
+      producers, consumers, per_producer, make_pusher, make_popper, [&] { t.ring.wake_all(); },
+      [&] { return !t.ring.readable(); });
 }
 
 TEST(MpmcRing, ThreadsOneToOne) {

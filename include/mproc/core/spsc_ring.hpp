@@ -143,13 +143,14 @@ class SpscRing {
     return {RingStatus::ok, std::span<std::byte>(data_ + (pos & mask()) + kHeaderBytes, size)};
   }
 
-  /// Publishes the reserved record. @concurrent producer
-  void commit() noexcept {
+  /// Publishes the reserved record. `notify` false leaves waking the consumer to the caller (a
+  /// LaneQueue's consumers park on one queue-wide word, not on a lane's). @concurrent producer
+  void commit(bool notify = true) noexcept {
     if (private_tail_) local_tail_ = pending_end_;
     // [sync:spsc.publish] release: the header and payload written since try_reserve are visible
     // to the consumer's acquire load of tail.
     shared_->tail->store(pending_end_, std::memory_order_release);
-    shared_->not_empty->notify_one();
+    if (notify) shared_->not_empty->notify_one();
   }
 
   /// The fast path for a small record of a fixed size (a plain scalar's bytes): reserve, write and
@@ -158,7 +159,8 @@ class SpscRing {
   /// the producer waits on its stores (each one to a line the consumer is reading), so this makes
   /// as few as it can: for a record of 16 bytes (a scalar of up to 8), one store of header and
   /// payload and one of tail, where try_reserve + commit made five. @concurrent producer
-  template <std::size_t Size>
+  /// Notify false: as in commit().
+  template <std::size_t Size, bool Notify = true>
     requires(Size <= 16)
   MPROC_ALWAYS_INLINE bool try_push_fixed(const void* value, std::uint8_t flags = 0) noexcept {
     // Every member is read into a local before the record's stores: a store through std::byte*
@@ -201,7 +203,7 @@ class SpscRing {
     if (keep_private) local_tail_ = end;
     // [sync:spsc.publish] release: as in commit().
     shared->tail->store(end, std::memory_order_release);
-    shared->not_empty->notify_one();
+    if constexpr (Notify) shared->not_empty->notify_one();
     return true;
   }
 
@@ -331,6 +333,13 @@ class SpscRing {
     // relaxed: a hint; try_peek re-reads tail with acquire.
     const std::uint64_t pos = consumed();
     return pos != cached_tail_ || shared_->tail->load(std::memory_order_relaxed) != pos;
+  }
+
+  /// A racy peek from anyone (not only the consumer): are there published bytes nobody consumed?
+  /// Reads only the two shared indices. @concurrent any
+  [[nodiscard]] bool has_unread() const noexcept {
+    // relaxed (both): a hint; the consumer's try_peek re-reads tail with acquire.
+    return shared_->tail->load(std::memory_order_relaxed) != shared_->head->load(std::memory_order_relaxed);
   }
 
   /// Records between head and tail: a racy snapshot (CPython's qsize()), from either side or a

@@ -29,6 +29,11 @@ inline std::uint64_t cached_process_identity() noexcept {
 /// counts as exited) or its pid belongs to a process started at another time.
 MPROC_API bool process_alive(std::uint64_t identity) noexcept;
 
+/// Whether thread `tid` of process `pid` still runs: false once the thread has exited or its
+/// process has (a zombie counts as exited). A tid can be reused after its thread exits, which
+/// can only make a dead thread look alive, never the reverse.
+MPROC_API bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept;
+
 /// The calling thread's id (gettid), cached per thread.
 MPROC_API std::uint32_t thread_id() noexcept;
 

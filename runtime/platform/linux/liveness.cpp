@@ -106,6 +106,16 @@ bool process_alive(std::uint64_t identity) noexcept {
   return stamp == 0 || static_cast<std::uint32_t>(st.start_time) == stamp;
 }
 
+bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept {
+  // tgkill with signal 0 checks that thread tid belongs to process pid and exists (EPERM: it
+  // does, under another user); a zombie's threads are gone but its main thread answers, so the
+  // process is asked too (pid only: no stamp).
+  if (::syscall(SYS_tgkill, static_cast<pid_t>(pid), static_cast<pid_t>(tid), 0) != 0 && errno != EPERM) {
+    return false;
+  }
+  return process_alive(pid);
+}
+
 std::uint32_t thread_id() noexcept {
   thread_local std::uint32_t tid = 0;
   thread_local std::uint32_t pid_seen = 0;
