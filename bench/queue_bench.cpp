@@ -676,6 +676,11 @@ void BM_MprocQueueSpsc_1P1C(benchmark::State& state) {
   mproc_queue_1p1c(state, {.spsc = true});
 }
 
+// The same with QueueOptions::lanes: each producing thread writes a single-producer ring of its own.
+void BM_MprocQueueLanes_1P1C(benchmark::State& state) {
+  mproc_queue_1p1c(state, {.lanes = 4});
+}
+
 struct MprocMpmcRun {
   std::atomic<int> producers_done;
   Checksum received[kConsumers];
@@ -701,6 +706,44 @@ void BM_MprocQueue_2P2C(benchmark::State& state) {
       } else {
         Checksum got;
         for (std::uint64_t v; (v = queue.get()) != 0;) got.add(v);
+        s->received[role - kProducers] = got;
+      }
+      return true;
+    });
+    Checksum got;
+    for (const Checksum& c : s->received) got += c;
+    const bool ok = seconds >= 0 && got == expected;
+    release_region(s);
+    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
+}
+
+// BM_MprocQueue_2P2C on lanes. Lanes order messages per producer only, so a stop value put by
+// the last producer could overtake the other producer's values: each producer puts one stop
+// value per consumer after its own values, and a consumer stops at its kProducers-th.
+void BM_MprocQueueLanes_2P2C(benchmark::State& state) {
+  const Checksum expected = expected_checksum(kValues);
+  for (auto _ : state) {
+    mproc::Queue<std::uint64_t> queue(mproc::QueueOptions{.lanes = 4});
+    auto* s = shared_region<MprocMpmcRun>();
+    const double seconds = run_in_children(kProducers + kConsumers, [&queue, s](int role) {
+      if (role < kProducers) {
+        const std::uint64_t share = kValues / kProducers;
+        const std::uint64_t first = static_cast<std::uint64_t>(role) * share + 1;
+        const std::uint64_t last = role == kProducers - 1 ? kValues : first + share - 1;
+        for (std::uint64_t v = first; v <= last; ++v) queue.put(v);
+        for (int c = 0; c < kConsumers; ++c) queue.put(0);
+      } else {
+        Checksum got;
+        for (int stops = 0; stops < kProducers;) {
+          const std::uint64_t v = queue.get();
+          if (v == 0) {
+            ++stops;
+          } else {
+            got.add(v);
+          }
+        }
         s->received[role - kProducers] = got;
       }
       return true;
@@ -935,6 +978,8 @@ BENCHMARK(BM_InterprocessMessageQueue)->Arg(64)->Arg(4096)->UseManualTime()->Uni
 BENCHMARK(BM_MprocQueue_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueSpsc_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocQueueLanes_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocQueueLanes_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_PingPongSpin)->UseManualTime()->Unit(benchmark::kMillisecond);

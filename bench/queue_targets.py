@@ -9,6 +9,8 @@ PEERS = {
     "BM_MprocQueue_1P1C": "BM_BoostSpscQueue_1P1C", "BM_MprocQueueSpsc_1P1C": "BM_BoostSpscQueue_1P1C",
     "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C",
     "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C",
+    "BM_MprocQueueLanes_1P1C": "BM_BoostSpscQueue_1P1C",
+    "BM_MprocQueueLanes_2P2C": "BM_BoostLockfreeQueue_2P2C",
     "BM_MprocPipe_PingPongSpin": "BM_BoostSpscQueue_PingPong",
     "BM_MprocPipe_PingPongSleep": "BM_RawFutex_PingPong",
     "BM_MprocPipe_WakeSleeping/iterations:2000": "BM_RawFutex_WakeSleeping/iterations:2000",
@@ -22,12 +24,16 @@ ALSO = {
     "BM_MprocQueueSpsc_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
     "BM_MprocPipe_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
     "BM_MprocQueue_2P2C": "BM_BoostLockfreeQueue_2P2C_Yield",
+    "BM_MprocQueueLanes_1P1C": "BM_BoostSpscQueue_1P1C_Yield",
+    "BM_MprocQueueLanes_2P2C": "BM_BoostLockfreeQueue_2P2C_Yield",
 }
 TARGETS = {  # issue 4's Performance section: (target against the peer, target against CPython)
     "BM_MprocQueue_1P1C": (1.0, 500),
     "BM_MprocQueueSpsc_1P1C": (1.0, 500),
     "BM_MprocPipe_1P1C": (1.0, 500),
     "BM_MprocQueue_2P2C": (5.0, 500),
+    "BM_MprocQueueLanes_1P1C": (1.0, 500),  # QueueOptions::lanes: the issue's Queue targets
+    "BM_MprocQueueLanes_2P2C": (5.0, 500),
     "BM_MprocPipe_PingPongSpin": (1.0, None),
     "BM_MprocPipe_PingPongSleep": (1.2, None),
     # "both sides sleeping": one way to a parked receiver (a round trip is two of them)
@@ -40,6 +46,8 @@ CPYTHON = {  # queue_bench case -> the key of bench/peers/cpython_queue.py's fig
     "BM_MprocQueueSpsc_1P1C": "queue_1p1c_per_s",
     "BM_MprocPipe_1P1C": "queue_1p1c_per_s",
     "BM_MprocQueue_2P2C": "queue_2p2c_per_s",
+    "BM_MprocQueueLanes_1P1C": "queue_1p1c_per_s",
+    "BM_MprocQueueLanes_2P2C": "queue_2p2c_per_s",
     "BM_MprocPipe_PingPongSpin": "pipe_round_trip_us",
     "BM_MprocPipe_PingPongSleep": "pipe_round_trip_us",
     "BM_MprocQueueString/64": "queue_bytes64_per_s",

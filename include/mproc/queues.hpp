@@ -1,6 +1,6 @@
 // Queue, SimpleQueue and JoinableQueue: CPython's multiprocessing.queues for any encodable type,
-// in shared memory: on lanes (core::LaneQueue, one single-producer ring per producing thread) by
-// default, on the multi-producer ring (core::MpmcRing) with an explicit maxsize.
+// on a lock-free ring in shared memory (core::MpmcRing), or on lanes (core::LaneQueue, one
+// single-producer ring per producing thread) with QueueOptions::lanes.
 //
 //   mproc::Queue<int> q;                       // maxsize 0: the default capacity (docs/queues.md)
 //   q.put(42);  int v = q.get();
@@ -45,15 +45,19 @@ namespace mproc {
 
 /// How a Queue is sized. Zeroes choose the defaults.
 struct QueueOptions {
-  /// CPython's maxsize: at most this many messages (of one slot each) in the queue, on the
-  /// multi-producer ring. 0 (CPython's "unbounded"): the queue runs on lanes, one per producing
-  /// thread, each with room for kDefaultSlots one-slot messages (docs/queues.md).
+  /// CPython's maxsize: at most this many messages (of one slot each) in the queue; 0 means the
+  /// default capacity, kDefaultSlots slots (per lane with `lanes`).
   std::size_t maxsize = 0;
   /// Bytes per slot (a power of two, at least 16). 0: just enough for one message of a
   /// fixed-size type, else 64. A message takes ceil((8 + its encoded size) / slot_size) slots.
   std::uint32_t slot_size = 0;
-  /// maxsize 0 only: lanes, the shared one included (1-256; 0: kDefaultLanes). Producing threads
-  /// beyond lanes - 1 share the shared lane, under a lock.
+  /// Lanes (1-256, the shared one included; 0: none, the multi-producer ring): each producing
+  /// thread writes a single-producer ring of its own (room for kDefaultSlots one-slot messages;
+  /// threads beyond lanes - 1 share one under a lock), so put() makes no read-modify-write and a
+  /// consumer one per get(). Faster, with weaker order: FIFO per producing thread only, and
+  /// messages of different threads are unordered even when one put happens after the other (a
+  /// sentinel put after joining the producers can overtake their messages: let each producer put
+  /// its own). Not with maxsize or spsc (ValueError). docs/queues.md, "Lanes".
   std::uint32_t lanes = 0;
   /// One producer and one consumer: the queue runs on the single-producer ring (as a Pipe does),
   /// faster than the multi-producer one. The first thread to put is the producer and the first
@@ -65,7 +69,6 @@ struct QueueOptions {
 
   static constexpr std::uint32_t kDefaultSlots = 4096;
   static constexpr std::uint32_t kDefaultSlotSize = 64;
-  static constexpr std::uint32_t kDefaultLanes = 16;
 };
 
 namespace detail {

@@ -85,12 +85,12 @@ Geometry geometry_for(const QueueOptions& o) {
   if (!std::has_single_bit(o.slot_size) || o.slot_size < 16 || o.slot_size > (1U << 20)) {
     throw ValueError("Queue slot_size must be a power of two between 16 and 1 MiB");
   }
-  if (o.lanes > Lanes::kMaxLanes) throw ValueError("Queue lanes must be between 1 and 256 (0: the default)");
-  if (o.maxsize == 0 && !o.spsc) {
+  if (o.lanes != 0) {
+    if (o.lanes > Lanes::kMaxLanes) throw ValueError("Queue lanes must be between 1 and 256 (0: no lanes)");
+    if (o.maxsize != 0 || o.spsc) throw ValueError("Queue lanes cannot be combined with maxsize or spsc");
     const std::uint64_t bytes =
         std::min(std::uint64_t{2} * QueueOptions::kDefaultSlots * o.slot_size, kMaxLaneBytes);
-    const std::uint32_t lanes = o.lanes == 0 ? QueueOptions::kDefaultLanes : o.lanes;
-    return {kLanesKind, 0, 0, 0, static_cast<std::uint32_t>(bytes), lanes};
+    return {kLanesKind, 0, 0, 0, static_cast<std::uint32_t>(bytes), o.lanes};
   }
   if (o.spsc) {
     const std::uint64_t bytes = std::uint64_t{std::bit_ceil(records)} * o.slot_size;

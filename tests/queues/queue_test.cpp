@@ -202,6 +202,100 @@ TEST(Queue, ManyProducersManyConsumersExactlyOnce) {
   EXPECT_TRUE(q.empty());
 }
 
+// ---- QueueOptions::lanes: FIFO per producing thread ----------------------------------------
+
+// With lanes, a sentinel put after joining the producers may overtake their messages, so each
+// producer puts one per consumer after its own messages, and a consumer stops at its
+// `producers`-th: when the last is taken, every lane's messages before it have been.
+void lane_producer(mproc::Queue<std::pair<int, int>> q, int id, int n, int consumers) {
+  for (int i = 0; i < n; ++i) q.put({id, i});
+  for (int c = 0; c < consumers; ++c) q.put({-1, id});
+}
+
+void lane_consumer(mproc::Queue<std::pair<int, int>> q, mproc::Queue<std::vector<long>> reports,
+                   int producers) {
+  std::vector<int> next(producers, 0);
+  std::vector<long> report(2 * producers, 0);
+  for (int stops = 0; stops < producers;) {
+    const auto [id, i] = q.get(20s);
+    if (id < 0) {
+      ++stops;
+      continue;
+    }
+    if (id >= producers || i < next[id]) throw std::runtime_error("per-producer FIFO broken");
+    next[id] = i + 1;
+    report[id] += 1;
+    report[producers + id] += i;
+  }
+  reports.put(report);
+}
+
+TEST(LanesQueue, ManyProducersManyConsumersExactlyOnce) {
+  // 3 lanes: two producers own one each, the third writes the shared lane.
+  const int kProducers = 3, kConsumers = 3, kEach = 5'000;
+  for (auto method : kMethods) {
+    SCOPED_TRACE(std::string(mproc::to_string(method)));
+    const auto ctx = mproc::get_context(method);
+    Children children;
+    mproc::Queue<std::pair<int, int>> q(mproc::QueueOptions{.lanes = 3});
+    mproc::Queue<std::vector<long>> reports;
+    for (int c = 0; c < kConsumers; ++c) children.start(ctx.Process(lane_consumer, q, reports, kProducers));
+    for (int p = 0; p < kProducers; ++p) children.start(ctx.Process(lane_producer, q, p, kEach, kConsumers));
+    std::vector<long> total(2 * kProducers, 0);
+    for (int c = 0; c < kConsumers; ++c) {
+      const auto report = reports.get(30s);
+      for (int i = 0; i < 2 * kProducers; ++i) total[i] += report[i];
+    }
+    children.expect_all_exit(0);  // a consumer that saw a message out of order exits 1
+    for (int p = 0; p < kProducers; ++p) {
+      EXPECT_EQ(total[p], kEach) << "producer " << p << ": messages lost or duplicated";
+      EXPECT_EQ(total[kProducers + p], long{kEach} * (kEach - 1) / 2) << "producer " << p;
+    }
+    EXPECT_TRUE(q.empty());
+    EXPECT_EQ(q.qsize(), 0U);
+  }
+}
+
+// Scalars take the inline paths (an owned lane, the sticky lane); threads of one process each
+// get a lane; errors and close() as for the default queue.
+TEST(LanesQueue, ThreadsScalarsErrorsAndClose) {
+  expect_error<mproc::ValueError>([] { mproc::Queue<int>(mproc::QueueOptions{.maxsize = 4, .lanes = 2}); },
+                                  "Queue lanes cannot be combined with maxsize or spsc");
+  expect_error<mproc::ValueError>([] { mproc::Queue<int>(mproc::QueueOptions{.lanes = 300}); },
+                                  "Queue lanes must be between 1 and 256 (0: no lanes)");
+  mproc::Queue<std::uint64_t> q(mproc::QueueOptions{.lanes = 4});
+  EXPECT_TRUE(q.empty());
+  expect_error<mproc::Empty>([&] { q.get_nowait(); }, "the queue is empty");
+  const int kThreads = 5, kEach = 20'000;  // more threads than owned lanes
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kThreads; ++t) {
+    producers.emplace_back([&, t] {
+      for (std::uint64_t i = 0; i < kEach; ++i) q.put((std::uint64_t(t) << 32) | i);
+    });
+  }
+  std::vector<std::uint64_t> next(kThreads, 0);
+  for (int n = 0; n < kThreads * kEach; ++n) {
+    const std::uint64_t v = q.get(10s);
+    const auto t = static_cast<std::size_t>(v >> 32);
+    ASSERT_LT(t, next.size());
+    ASSERT_EQ(v & 0xffffffffU, next[t]) << "thread " << t << ": lost or out of order";
+    ++next[t];
+  }
+  for (auto& th : producers) th.join();
+  EXPECT_TRUE(q.empty());
+  mproc::Queue<std::string> strings(mproc::QueueOptions{.lanes = 2});
+  EXPECT_EQ(strings.max_message(), 2 * 4096 * 64 / 2 - 8);
+  expect_error<mproc::ValueError>(
+      [&] { strings.put(std::string(strings.max_message(), 'x')); },
+      "a message of 262144 encoded bytes is larger than this queue's 262136-byte limit "
+      "(QueueOptions::slot_size and maxsize set it)");
+  std::thread getter([&] { expect_error<mproc::ValueError>([&] { q.get(); }, "Queue is closed"); });
+  std::this_thread::sleep_for(30ms);
+  q.close();
+  getter.join();
+  expect_error<mproc::ValueError>([&] { q.put(1); }, "Queue is closed");
+}
+
 void work_and_mark_done(mproc::JoinableQueue<int> jobs, mproc::Queue<int> done) {
   for (;;) {
     const int job = jobs.get();
