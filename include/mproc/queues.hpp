@@ -96,8 +96,14 @@ struct LaneSeat {
   std::uint64_t process = 0;
   std::uint64_t self = 0;  // core::LanePolicy::producer_self()
   std::uint32_t lane = 0;
+  // The shared lane's writer looks for a lane of its own again after this (steady_clock ticks):
+  // not at every put, since a lookup that finds every lane taken asks each owner if it runs.
+  std::int64_t retry_at = 0;
 };
-inline thread_local LaneSeat t_lane_seat;
+/// The calling thread's seat (one queue at a time). Defined in the library and exported, so that
+/// the inline put of a program and the library's slow path share one (constinit: read without
+/// a call to an initialisation wrapper).
+extern MPROC_API constinit thread_local LaneSeat t_lane_seat;
 
 /// The untyped queue (runtime/queues/queue_core.cpp): its shared memory, the ring inside (the
 /// multi-producer one, or the single-producer one for QueueOptions::spsc) and this process's

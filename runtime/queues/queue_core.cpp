@@ -6,6 +6,7 @@
 // copied and validated once per attach; the role words are atomics that any party may rewrite,
 // and a rewritten role only makes a put or get fail with ValueError.
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -277,7 +278,7 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
     const auto closed = [&] { return s.closed.load(std::memory_order_relaxed); };
     const auto status =
         block ? s.lanes->push(lane, self, size, f, deadline, closed) : s.lanes->try_push(lane, self, size, f);
-    if (lane != t_lane_seat.lane) t_lane_seat.lane = lane;  // looked up again: a lane was taken
+    if (lane != t_lane_seat.lane) t_lane_seat.lane = lane;  // looked up again: the lane was taken
     if (block) s.check_open();
     return status;
   }
@@ -364,16 +365,24 @@ core::RingStatus QueueCore::get(Consume consume, void* context,
   }
 }
 
+constinit thread_local LaneSeat t_lane_seat;
+
 std::uint32_t QueueCore::producer_lane() {
   if (const std::uint32_t lane = owned_lane(); lane != 0) return lane;
   LaneSeat& seat = t_lane_seat;
   const std::uint64_t process = cached_process_identity();
   const std::uint64_t self = core::LanePolicy::producer_self();
-  if (seat.queue == serial_ && seat.process == process && seat.self == self && seat.lane == 0) {
-    return 0;  // this thread writes the shared lane; it stays there (FIFO: see lane_for)
-  }
-  seat = LaneSeat{serial_, process, self, lanes_->lane_for(self)};
-  return seat.lane;
+  const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const bool wrote_shared =
+      seat.queue == serial_ && seat.process == process && seat.self == self && seat.lane == 0;
+  // A thread on the shared lane stays there until the retry time; then lane_for lets it leave only
+  // once the shared lane is empty (its own earlier messages first).
+  if (wrote_shared && now < seat.retry_at) return 0;
+  const std::uint32_t lane = lanes_->lane_for(self, wrote_shared);
+  constexpr auto kRetry =
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::milliseconds(10));
+  seat = LaneSeat{serial_, process, self, lane, now + kRetry.count()};
+  return lane;
 }
 
 void QueueCore::begin_put() {

@@ -159,7 +159,7 @@ RC_GTEST_PROP(LaneQueueModel, MatchesPerProducerDeques, ()) {
 
 // Producers claim lanes in turn; the one past the last lane writes the shared lane; a dead
 // owner's lane goes to the next producer that needs one, and what the dead one published is
-// still delivered.
+// still delivered. A producer that wrote the shared lane leaves it only once it is empty.
 TEST(LaneQueue, LanesAreClaimedSharedAndTakenFromTheDead) {
   using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
   TestQueue<Q> t(3, 1024);
@@ -173,21 +173,88 @@ TEST(LaneQueue, LanesAreClaimedSharedAndTakenFromTheDead) {
   EXPECT_EQ(t.queue->lane_for(11), a) << "a producer's lane is found again";
   ASSERT_EQ(push_u64(*t.queue, a, 11, 1), RingStatus::ok);
   ASSERT_EQ(push_u64(*t.queue, c, 13, 3), RingStatus::ok);
-  // 14 finds no free lane while 13's message waits in the shared lane: it writes there too.
-  EXPECT_EQ(t.queue->lane_for(14), Q::kSharedLane);
+  EXPECT_EQ(t.queue->lane_for(14), Q::kSharedLane) << "no lane is free";
   ModelPolicy::dead.insert(11);
-  EXPECT_EQ(t.queue->lane_for(15), Q::kSharedLane) << "the shared lane is not empty yet";
-  ModelPolicy::consumer = 1;
-  std::multiset<std::uint64_t> got;
-  while (const auto v = pop_u64(*t.queue)) got.insert(*v);
-  EXPECT_EQ(got, (std::multiset<std::uint64_t>{1, 3}));
-  // The shared lane is empty now: 15 takes the dead 11's lane.
+  // 13 wrote the shared lane, which still holds its message: it stays.
+  EXPECT_EQ(t.queue->lane_for(13, true), Q::kSharedLane);
+  // 15 never wrote it: it takes the dead 11's lane at once.
   std::uint32_t d = t.queue->lane_for(15);
   EXPECT_EQ(d, a);
   ASSERT_EQ(push_u64(*t.queue, d, 15, 5), RingStatus::ok);
   // 11's identity no longer holds it: a push through its old lane number goes elsewhere.
   EXPECT_FALSE(t.queue->holds(a, 11));
-  ASSERT_EQ(pop_u64(*t.queue), 5U);
+  ModelPolicy::consumer = 1;
+  std::multiset<std::uint64_t> got;
+  while (const auto v = pop_u64(*t.queue)) got.insert(*v);
+  EXPECT_EQ(got, (std::multiset<std::uint64_t>{1, 3, 5})) << "the dead producer's message was lost";
+  // The shared lane is empty now: 13 may leave it, for 12's lane once 12 is dead.
+  EXPECT_EQ(t.queue->lane_for(13, true), Q::kSharedLane) << "no lane is free";
+  ModelPolicy::dead.insert(12);
+  EXPECT_EQ(t.queue->lane_for(13, true), b);
+}
+
+// A lane that never empties does not starve the others: after kStreak pops a consumer starts at
+// the next lane, on the general path (try_pop) as on the fixed-size one.
+TEST(LaneQueue, ABusyLaneDoesNotStarveTheOthers) {
+  using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
+  TestQueue<Q> t(3, 1U << 14);
+  ModelPolicy::dead.clear();
+  ModelPolicy::consumer = 1;
+  std::uint32_t busy = t.queue->lane_for(21);
+  std::uint32_t quiet = t.queue->lane_for(22);
+  for (std::uint64_t v = 1; v <= 500; ++v) ASSERT_EQ(push_u64(*t.queue, busy, 21, v), RingStatus::ok);
+  ASSERT_EQ(push_u64(*t.queue, quiet, 22, 1'000'000), RingStatus::ok);
+  for (int pops = 1; pops <= 500; ++pops) {
+    const auto v = pop_u64(*t.queue);
+    ASSERT_TRUE(v);
+    if (*v == 1'000'000) {
+      EXPECT_LE(pops, static_cast<int>(Q::kStreak) + 2);
+      return;
+    }
+  }
+  FAIL() << "the quiet lane's message waited behind the whole busy lane";
+}
+
+// The shared lane's producer lock and the consumer locks are waited for within the caller's
+// deadline, and not at all by a non-blocking call. (Each duration is the shortest of three
+// tries, so that a preempted test does not fail; the faults it catches cost every try 10 ms.)
+TEST(LaneQueue, LockedLanesHonourDeadlines) {
+  using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
+  TestQueue<Q> t(1, 1024);  // the shared lane only
+  ModelPolicy::dead.clear();
+  auto* words = reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared));
+  std::uint32_t lane = t.queue->lane_for(5);
+  ASSERT_EQ(lane, Q::kSharedLane);
+  const auto shortest = [](auto call) {
+    auto best = std::chrono::steady_clock::duration::max();
+    for (int i = 0; i < 3; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      call(start);
+      best = std::min(best, std::chrono::steady_clock::now() - start);
+    }
+    return best;
+  };
+  const auto fill = [](std::span<std::byte> out) { std::memset(out.data(), 0, out.size()); };
+  words->owner->store(77);  // a live producer holds the shared lane's lock
+  EXPECT_LT(shortest([&](auto) { EXPECT_EQ(push_u64(*t.queue, lane, 5, 1), RingStatus::full); }), 5ms)
+      << "a non-blocking push waited for the lock";
+  EXPECT_LT(shortest([&](auto start) {
+              EXPECT_EQ(t.queue->push(lane, 5, 8, fill, start + 30ms, [] { return false; }),
+                        RingStatus::full);
+            }),
+            30ms + 8ms)
+      << "a push overran its deadline";
+  words->owner->store(0);
+  ASSERT_EQ(push_u64(*t.queue, lane, 5, 1), RingStatus::ok);
+  words->consumer->store(78);  // a live consumer holds the lane
+  EXPECT_LT(shortest([&](auto start) {
+              EXPECT_EQ(t.queue->pop([](std::span<const std::byte>) {}, start + 30ms, [] { return false; }),
+                        RingStatus::empty);
+            }),
+            30ms + 8ms)
+      << "a pop overran its deadline";
+  words->consumer->store(0);
+  EXPECT_EQ(pop_u64(*t.queue), 1U);
 }
 
 // Records wait behind a consumer lock whose holder died: the next consumer takes the lock over

@@ -1,5 +1,5 @@
 // LaneQueue: a multi-producer, multi-consumer queue made of single-producer lanes, the core of
-// the default mproc::Queue (docs/queues.md, "Lanes").
+// mproc::Queue with QueueOptions::lanes (docs/queues.md, "Many producers, fast").
 //
 // Why: the multi-producer ring (MpmcRing) pays four compare-and-swaps per message (claim and move
 // tail, claim and move head), which held one producer and one consumer to 0.14x Boost's
@@ -18,9 +18,10 @@
 // one with a compare-and-swap of its owner word from 0 (or from an owner that no longer runs) to
 // its own identity, and keeps it while it runs.
 //
-// Order: FIFO per producer (per thread), as in each lane. A producer moves from the shared lane
-// to an owned lane only when the shared lane is empty, so its earlier messages are gone first.
-// Messages of different producers are unordered (CPython's are, across processes).
+// Order: FIFO per producer (per thread), as in each lane. A producer that wrote the shared lane
+// moves to an owned lane only when the shared lane is empty, so its earlier messages are gone
+// first. Messages of different producers are unordered, even when one put happened after the
+// other (which is why lanes are an option, not the default queue: docs/queues.md).
 //
 // Failures:
 //   * a producer killed inside a push published nothing (the lane's tail did not move); its
@@ -95,6 +96,8 @@ class LaneQueue {
   /// Pops from one lane before a consumer's next pop starts at the next lane: a lane that never
   /// empties does not starve the others.
   static constexpr std::uint32_t kStreak = 64;
+  /// The longest a waiter sleeps before it looks at stop(), dead holders and its deadline again.
+  static constexpr std::chrono::milliseconds kWaitSlice{10};
 
   struct Shared {
     struct Geometry {
@@ -173,15 +176,15 @@ class LaneQueue {
   // ---- producer side -------------------------------------------------------------------------
 
   /// The lane the producer `self` writes: the one it owns, else one claimed now (free, or owned
-  /// by a producer that no longer runs), else the shared lane. @concurrent any
-  std::uint32_t lane_for(std::uint64_t self) noexcept {
+  /// by a producer that no longer runs), else the shared lane. `wrote_shared`: this producer has
+  /// written the shared lane, and may leave it only once it is empty (FIFO). @concurrent any
+  std::uint32_t lane_for(std::uint64_t self, bool wrote_shared = false) noexcept {
     for (std::uint32_t i = 1; i < lane_count_; ++i) {
       // relaxed: a producer reads back its own identity (another view of the same thread wrote
       // it, or nobody did); the claim below is the ordered access.
       if (owner(i).load(std::memory_order_relaxed) == self) return i;
     }
-    // This producer may have messages in the shared lane: it leaves only once that is empty.
-    if (lanes_[kSharedLane].ring.has_unread()) return kSharedLane;
+    if (wrote_shared && lanes_[kSharedLane].ring.has_unread()) return kSharedLane;
     for (int pass = 0; pass < 2; ++pass) {
       for (std::uint32_t i = 1; i < lane_count_; ++i) {
         // relaxed: the compare-and-swap below re-reads it.
@@ -193,6 +196,7 @@ class LaneQueue {
         // owner thread of this process, which has exited: only its staleness matters, and a stale
         // head only makes the next push re-read the shared one. So relaxed.
         if (owner(i).compare_exchange_strong(seen, self, std::memory_order_relaxed)) {
+          if (pass == 1) lanes_[i].ring.take_over_producer();  // the dead owner handed nothing over
           note_used(i);
           return i;
         }
@@ -224,11 +228,14 @@ class LaneQueue {
   /// throw) to `lane`: ok, full, too_large, corrupted. A lane the caller no longer holds is
   /// looked up again (lane_for). The shared lane is written under its producer lock, which a
   /// caller that cannot get it within a slice counts as `full`. @concurrent any
+  /// `lock_until`: how long to wait for the shared lane's lock (nullopt: a few tries only).
   template <class Fill>
-  RingStatus try_push(std::uint32_t& lane, std::uint64_t self, std::size_t size, Fill&& fill) noexcept {
+  RingStatus try_push(
+      std::uint32_t& lane, std::uint64_t self, std::size_t size, Fill&& fill,
+      std::optional<std::chrono::steady_clock::time_point> lock_until = std::nullopt) noexcept {
     if (size > max_message()) return RingStatus::too_large;
     if (!holds(lane, self)) lane = lane_for(self);
-    if (lane == kSharedLane && !lock_shared_producer(self)) return RingStatus::full;
+    if (lane == kSharedLane && !lock_shared_producer(self, lock_until)) return RingStatus::full;
     Ring& ring = lanes_[lane].ring;
     const auto r = ring.try_reserve(size);
     if (r.status == RingStatus::ok) {
@@ -247,7 +254,11 @@ class LaneQueue {
   RingStatus push(std::uint32_t& lane, std::uint64_t self, std::size_t size, Fill&& fill,
                   std::optional<std::chrono::steady_clock::time_point> deadline, Stop&& stop) {
     for (;;) {
-      const RingStatus s = try_push(lane, self, size, fill);
+      // One wait slice for the shared lane's lock at most, so that stop() and the deadline are
+      // looked at between slices.
+      auto lock_until = std::chrono::steady_clock::now() + kWaitSlice;
+      if (deadline && *deadline < lock_until) lock_until = *deadline;
+      const RingStatus s = try_push(lane, self, size, fill, lock_until);
       if (s != RingStatus::full || stop()) return s;
       if (!lanes_[lane].ring.wait_writable(size, deadline, stop)) return try_push(lane, self, size, fill);
     }
@@ -299,20 +310,29 @@ class LaneQueue {
   template <class Consume, class Stop>
   RingStatus pop(Consume&& consume, std::optional<std::chrono::steady_clock::time_point> deadline,
                  Stop&& stop) {
-    for (int busy = 0;;) {
+    std::optional<std::chrono::steady_clock::time_point> busy_since;
+    for (std::uint32_t busy = 0;; ++busy) {
       const Scan s = scan(consume);
       if (s.status != RingStatus::empty || stop()) return s.status;
-      if (s.locked) {  // records wait behind another consumer's lock: it is released within a record
-        if (deadline && std::chrono::steady_clock::now() >= *deadline) return RingStatus::empty;
-        if (++busy % 16 == 0) {
+      if (s.locked) {
+        // Records wait behind another consumer's lock, which is held for one record: spin and
+        // yield, and past kHolderPatience (a descheduled, stopped or slow holder) sleep in short
+        // naps instead. A dead holder's lock is taken over by scan().
+        const auto now = std::chrono::steady_clock::now();
+        if (deadline && now >= *deadline) return RingStatus::empty;
+        if (!busy_since) busy_since = now;
+        if (now - *busy_since >= kHolderPatience) {
+          std::this_thread::sleep_for(std::chrono::microseconds(100));
+        } else if (busy % 16 == 15) {
           std::this_thread::yield();
         } else {
           cpu_relax();
         }
         continue;
       }
-      const auto in_time = shared_->not_empty->wait_slice([&] { return any_unread() || stop(); }, deadline,
-                                                          std::chrono::milliseconds(10));
+      busy_since.reset();
+      const auto in_time =
+          shared_->not_empty->wait_slice([&] { return any_unread() || stop(); }, deadline, kWaitSlice);
       if (!in_time) return scan(consume).status;
     }
   }
@@ -411,17 +431,19 @@ class LaneQueue {
       return false;
     }
     suspect.since.store(now, std::memory_order_relaxed);  // relaxed: a hint, as above
-    if (alive(seen)) return false;
-    // [sync:lanes.consumer] acquire: the dead holder released nothing; what it wrote before dying
-    // is as visible as it will ever be (and the lane's indices are re-read and checked).
+    // A holder with the caller's own identity runs (it is this process, or this thread): never
+    // taken from, whatever the liveness check says (a /proc from another pid namespace).
+    if (seen == self || alive(seen)) return false;
+    // [sync:lanes.consumer] [sync:lanes.shared] acquire: the dead holder released nothing; the
+    // caller reads the lane's index it moved with an RMW (SpscRing::take_over_*).
     return word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed);
   }
 
-  // The shared lane's producer lock: held for one record, so a caller spins and yields for it, takes
-  // it from a dead holder, and gives up (false) after one wait slice, so that deadlines hold.
-  bool lock_shared_producer(std::uint64_t self) noexcept {
+  // The shared lane's producer lock: held for one record, so a caller spins and yields for it
+  // until `until` (nullopt: a few tries), and takes it from a dead holder.
+  bool lock_shared_producer(std::uint64_t self,
+                            std::optional<std::chrono::steady_clock::time_point> until) noexcept {
     std::atomic<std::uint64_t>& word = owner(kSharedLane);
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::milliseconds(10);
     for (int tries = 0;; ++tries) {
       std::uint64_t seen = 0;
       // [sync:lanes.shared] acquire: pairs with the previous holder's release in
@@ -429,10 +451,11 @@ class LaneQueue {
       if (word.compare_exchange_weak(seen, self, std::memory_order_acquire, std::memory_order_relaxed))
         return true;
       if (seen != 0 && take_from_dead(word, seen, self, suspects_[lane_count_], &Policy::producer_alive)) {
+        lanes_[kSharedLane].ring.take_over_producer();
         return true;
       }
       if (tries % 16 == 15) {
-        if (std::chrono::steady_clock::now() >= give_up) return false;
+        if (!until || std::chrono::steady_clock::now() >= *until) return false;
         std::this_thread::yield();
       } else {
         cpu_relax();
@@ -458,10 +481,12 @@ class LaneQueue {
       std::atomic<std::uint64_t>& word = *lane.words->consumer;
       std::uint64_t seen = 0;
       // [sync:lanes.consumer] acquire: as in try_pop_fixed.
-      if (!word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed) &&
-          !take_from_dead(word, seen, self, suspects_[i], &Policy::consumer_alive)) {
-        locked = true;
-        continue;
+      if (!word.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) {
+        if (!take_from_dead(word, seen, self, suspects_[i], &Policy::consumer_alive)) {
+          locked = true;
+          continue;
+        }
+        lane.ring.take_over_consumer();
       }
       struct Unlock {
         std::atomic<std::uint64_t>& word;
@@ -474,11 +499,12 @@ class LaneQueue {
         return {RingStatus::corrupted, false};
       }
       if (p.status != RingStatus::ok) continue;  // another consumer took it meanwhile
-      // relaxed: a process-local hint.
+      // relaxed: process-local hints.
       if (sticky_.load(std::memory_order_relaxed) != i) {
         sticky_.store(i, std::memory_order_relaxed);
         streak_.store(0, std::memory_order_relaxed);
       }
+      count_streak(i);
       struct Release {
         Ring& ring;
         ~Release() {

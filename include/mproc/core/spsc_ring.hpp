@@ -407,6 +407,23 @@ class SpscRing {
   void resync_consumer() noexcept {
     cached_tail_ = consumed();  // "empty": try_peek re-reads tail first
   }
+  /// For a producer that takes the role over from one that stopped without handing it over (it
+  /// died, or its thread exited): reads the latest tail, then resyncs. @concurrent producer
+  void take_over_producer() noexcept {
+    // An RMW reads the last value in the index's modification order, so this view starts from
+    // the previous producer's last store of tail (spsc.publish), which released nothing to this
+    // party; the relaxed reads of its own index that follow see that value or a later one.
+    // [sync:spsc.takeover] acq_rel RMW (of nothing), as said.
+    shared_->tail->fetch_add(0, std::memory_order_acq_rel);
+    resync_producer();
+  }
+  /// The same for a consumer that takes over from one that stopped. @concurrent consumer
+  void take_over_consumer() noexcept {
+    // [sync:spsc.takeover] acq_rel RMW (of nothing): as in take_over_producer, for head (the
+    // previous consumer's spsc.free stores).
+    shared_->head->fetch_add(0, std::memory_order_acq_rel);
+    resync_consumer();
+  }
 
  private:
   SpscRing(std::span<std::byte> region, std::uint32_t capacity) noexcept

@@ -108,12 +108,14 @@ bool process_alive(std::uint64_t identity) noexcept {
 
 bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept {
   // tgkill with signal 0 checks that thread tid belongs to process pid and exists (EPERM: it
-  // does, under another user); a zombie's threads are gone but its main thread answers, so the
-  // process is asked too (pid only: no stamp).
+  // does, under another user). A thread other than the main one is gone from the kernel as soon
+  // as it exits, so that answer is final. The main thread stays, as a zombie, until the process
+  // is reaped (and while its other threads run, if it called pthread_exit), so for it the
+  // process is asked whether it has exited (pid only: no stamp).
   if (::syscall(SYS_tgkill, static_cast<pid_t>(pid), static_cast<pid_t>(tid), 0) != 0 && errno != EPERM) {
     return false;
   }
-  return process_alive(pid);
+  return tid != pid || process_alive(pid);
 }
 
 std::uint32_t thread_id() noexcept {
