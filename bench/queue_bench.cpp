@@ -759,11 +759,11 @@ void BM_MprocQueueLanes_2P2C(benchmark::State& state) {
 
 // std::string messages of 64 and 4096 bytes, 1 producer to 1 consumer, stamped and checked like
 // the message_queue run (peer: BM_InterprocessMessageQueue of the same size).
-void BM_MprocQueueString(benchmark::State& state) {
+void mproc_queue_string(benchmark::State& state, const mproc::QueueOptions& options) {
   const auto size = static_cast<std::size_t>(state.range(0));
   const std::uint64_t messages = size <= 1024 ? kSmallMessages : kLargeMessages;
   for (auto _ : state) {
-    mproc::Queue<std::string> queue;
+    mproc::Queue<std::string> queue(options);
     const double seconds = run_in_children(2, [&queue, size, messages](int role) {
       std::string message(size, 'x');
       if (role == 0) {
@@ -784,6 +784,15 @@ void BM_MprocQueueString(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * messages));
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * messages * size));
+}
+
+void BM_MprocQueueString(benchmark::State& state) {
+  mproc_queue_string(state, {});
+}
+
+// The same on lanes (QueueOptions::lanes).
+void BM_MprocQueueLanesString(benchmark::State& state) {
+  mproc_queue_string(state, {.lanes = 4});
 }
 
 // ---- mproc::Pipe --------------------------------------------------------------------------------
@@ -981,6 +990,7 @@ BENCHMARK(BM_MprocQueue_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueLanes_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueLanes_2P2C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocQueueString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MprocQueueLanesString)->Arg(64)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_1P1C)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_MprocPipe_PingPongSpin)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RawFutex_WakeSleeping)

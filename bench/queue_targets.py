@@ -16,6 +16,8 @@ PEERS = {
     "BM_MprocPipe_WakeSleeping/iterations:2000": "BM_RawFutex_WakeSleeping/iterations:2000",
     "BM_MprocQueueString/64": "BM_InterprocessMessageQueue/64",
     "BM_MprocQueueString/4096": "BM_InterprocessMessageQueue/4096",
+    "BM_MprocQueueLanesString/64": "BM_InterprocessMessageQueue/64",
+    "BM_MprocQueueLanesString/4096": "BM_InterprocessMessageQueue/4096",
 }
 # Also printed, without a target: the same peers with yielding waits (spin, then sched_yield), the
 # fairer bar when processes outnumber the free cores.
@@ -40,6 +42,8 @@ TARGETS = {  # issue 4's Performance section: (target against the peer, target a
     "BM_MprocPipe_WakeSleeping/iterations:2000": (1.2, None),
     "BM_MprocQueueString/64": (5.0, None),
     "BM_MprocQueueString/4096": (5.0, None),
+    "BM_MprocQueueLanesString/64": (5.0, None),
+    "BM_MprocQueueLanesString/4096": (5.0, None),
 }
 CPYTHON = {  # queue_bench case -> the key of bench/peers/cpython_queue.py's figure
     "BM_MprocQueue_1P1C": "queue_1p1c_per_s",
@@ -52,6 +56,8 @@ CPYTHON = {  # queue_bench case -> the key of bench/peers/cpython_queue.py's fig
     "BM_MprocPipe_PingPongSleep": "pipe_round_trip_us",
     "BM_MprocQueueString/64": "queue_bytes64_per_s",
     "BM_MprocQueueString/4096": "queue_bytes4096_per_s",
+    "BM_MprocQueueLanesString/64": "queue_bytes64_per_s",
+    "BM_MprocQueueLanesString/4096": "queue_bytes4096_per_s",
     "BM_BoostSpscQueue_1P1C": "queue_1p1c_per_s",
     "BM_BoostSpscQueue_1P1C_Yield": "queue_1p1c_per_s",
     "BM_BoostLockfreeQueue_2P2C": "queue_2p2c_per_s",

@@ -403,7 +403,16 @@ class LaneQueue {
       return;
     }
     streak_.store(0, std::memory_order_relaxed);
-    sticky_.store(lane + 1 < used_lanes() ? lane + 1 : 0, std::memory_order_relaxed);
+    // The next lane with records starts the next pops; a lane alone with records keeps them (and
+    // the fixed-size path: moving to an empty lane cost a scan every kStreak pops).
+    const std::uint32_t n = used_lanes();
+    for (std::uint32_t k = 1, j = lane; k < n; ++k) {
+      j = j + 1 < n ? j + 1 : 0;
+      if (lanes_[j].ring.has_unread()) {
+        sticky_.store(j, std::memory_order_relaxed);  // relaxed: as above
+        return;
+      }
+    }
   }
 
   // A lock word held by one holder for longer than kHolderPatience is checked for a dead holder
