@@ -71,7 +71,7 @@ test-asan: deps
 # the cores (WaitWord, RobustLockWord, the semaphore, event, condition and barrier cores) with
 # threads; the cross-process tests are the other half (STYLE.md point 6).
 TSAN_TARGETS = platform_test lock_test sync_primitives_core_test mpmc_ring_test lane_queue_test pipe_test queue_test base_manager_test
-TSAN_TESTS = ^(WaitWordTest|PlayersPerGroup/WaitWordPingPongTest.Threads|FutexTest.Wake(From|Counts)|RobustLockWord|SemaphoreCore|EventCore|ConditionCore|BarrierCore|Cores|MpmcRing\.Threads|MpmcRingModel|LaneQueue\.(Threads|AnExited)|LaneQueueModel|LanesQueue\.Threads|SpscRing\.Streams|SpscRingModel|SpscQueue\.ThreadsTakingTheTwoRoles|BaseManager|Methods/BaseManagerTest)\.?
+TSAN_TESTS = ^(WaitWordTest|PlayersPerGroup/WaitWordPingPongTest.Threads|FutexTest.Wake(From|Counts)|RobustLockWord|SemaphoreCore|EventCore|ConditionCore|BarrierCore|Cores|MpmcRing\.Threads|MpmcRingModel|LaneQueue\.(Threads|AnExited)|LaneQueueModel|LanesQueue\.(Threads|AThread)|SpscRing\.Streams|SpscRingModel|SpscQueue\.ThreadsTakingTheTwoRoles|BaseManager|Methods/BaseManagerTest)\.?
 test-tsan: export TSAN_OPTIONS ?= halt_on_error=1 second_deadlock_stack=1
 test-tsan: deps
 	$(CONFIGURE) -B $(BUILD_ROOT)/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPROC_SANITIZE=thread \

@@ -373,12 +373,13 @@ std::uint32_t QueueCore::producer_lane() {
   const std::uint64_t process = cached_process_identity();
   const std::uint64_t self = core::LanePolicy::producer_self();
   const std::int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
-  const bool wrote_shared =
-      seat.queue == serial_ && seat.process == process && seat.self == self && seat.lane == 0;
+  const bool known = seat.queue == serial_ && seat.process == process && seat.self == self;
   // A thread on the shared lane stays there until the retry time; then lane_for lets it leave only
-  // once the shared lane is empty (its own earlier messages first).
-  if (wrote_shared && now < seat.retry_at) return 0;
-  const std::uint32_t lane = lanes_->lane_for(self, wrote_shared);
+  // once the shared lane is empty (its own earlier messages first). A thread whose seat is not
+  // this queue's (new, or it has used another queue or handle since) may have written the shared
+  // lane: lane_for treats it so.
+  if (known && seat.lane == 0 && now < seat.retry_at) return 0;
+  const std::uint32_t lane = lanes_->lane_for(self, !known || seat.lane == 0);
   constexpr auto kRetry =
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::milliseconds(10));
   seat = LaneSeat{serial_, process, self, lane, now + kRetry.count()};

@@ -193,8 +193,8 @@ TEST(LaneQueue, LanesAreClaimedSharedAndTakenFromTheDead) {
   EXPECT_EQ(t.queue->lane_for(13, true), b);
 }
 
-// A lane that never empties does not starve the others: after kStreak pops a consumer starts at
-// the next lane, on the general path (try_pop) as on the fixed-size one.
+// A lane that never empties does not starve the others: after kStreak pops (here on the general
+// path, try_pop) a consumer moves to the next lane that has records.
 TEST(LaneQueue, ABusyLaneDoesNotStarveTheOthers) {
   using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
   TestQueue<Q> t(3, 1U << 14);
@@ -216,7 +216,7 @@ TEST(LaneQueue, ABusyLaneDoesNotStarveTheOthers) {
 }
 
 // The shared lane's producer lock and the consumer locks are waited for within the caller's
-// deadline, and not at all by a non-blocking call. (Each duration is the shortest of three
+// deadline, and by a non-blocking call for kHolderPatience at most. (Each duration is the shortest of three
 // tries, so that a preempted test does not fail; the faults it catches cost every try 10 ms.)
 TEST(LaneQueue, LockedLanesHonourDeadlines) {
   using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;

@@ -2,6 +2,7 @@
 // producers and consumers in several processes under fork and spawn.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -294,6 +295,41 @@ TEST(LanesQueue, ThreadsScalarsErrorsAndClose) {
   q.close();
   getter.join();
   expect_error<mproc::ValueError>([&] { q.put(1); }, "Queue is closed");
+}
+
+// FIFO per thread holds for a thread that wrote the shared lane and then used another queue (its
+// seat forgot this one): it does not move to a freed lane while its earlier message waits in the
+// shared one, even when the consumer's next pop starts at the freed lane.
+TEST(LanesQueue, AThreadThatWroteTheSharedLaneKeepsItsOrder) {
+  mproc::Queue<int> q(mproc::QueueOptions{.lanes = 2});  // one owned lane and the shared one
+  mproc::Queue<int> other(mproc::QueueOptions{.lanes = 2});
+  std::atomic<int> step{0};
+  const auto await = [&](int s) {
+    while (step.load() < s) std::this_thread::yield();
+  };
+  std::thread owner([&] {
+    q.put(1);  // takes the owned lane, and keeps it while it runs
+    step = 1;
+    await(3);
+  });
+  std::thread writer([&] {
+    await(2);
+    q.put(2);      // the owned lane's owner runs: the shared lane
+    other.put(9);  // the seat moves to the other queue
+    step = 3;      // the owner exits, its lane is free to take over
+    await(4);
+    q.put(3);  // must not overtake 2 through the freed lane
+  });
+  await(1);
+  EXPECT_EQ(q.get(5s), 1);  // this consumer's next pop starts at the owned lane
+  step = 2;
+  await(3);
+  owner.join();
+  step = 4;
+  writer.join();
+  EXPECT_EQ(q.get(5s), 2);
+  EXPECT_EQ(q.get(5s), 3);
+  EXPECT_EQ(other.get(5s), 9);
 }
 
 void work_and_mark_done(mproc::JoinableQueue<int> jobs, mproc::Queue<int> done) {

@@ -228,7 +228,7 @@ class LaneQueue {
   /// throw) to `lane`: ok, full, too_large, corrupted. A lane the caller no longer holds is
   /// looked up again (lane_for). The shared lane is written under its producer lock, which a
   /// caller that cannot get it within a slice counts as `full`. @concurrent any
-  /// `lock_until`: how long to wait for the shared lane's lock (nullopt: a few tries only).
+  /// `lock_until`: how long to wait for the shared lane's lock (nullopt: kHolderPatience).
   template <class Fill>
   RingStatus try_push(
       std::uint32_t& lane, std::uint64_t self, std::size_t size, Fill&& fill,
@@ -449,7 +449,8 @@ class LaneQueue {
   }
 
   // The shared lane's producer lock: held for one record, so a caller spins and yields for it
-  // until `until` (nullopt: a few tries), and takes it from a dead holder.
+  // until `until` (nullopt: for kHolderPatience, so that a non-blocking put does not report a
+  // queue with room as full because a live producer was copying), and takes it from a dead holder.
   bool lock_shared_producer(std::uint64_t self,
                             std::optional<std::chrono::steady_clock::time_point> until) noexcept {
     std::atomic<std::uint64_t>& word = owner(kSharedLane);
@@ -464,7 +465,9 @@ class LaneQueue {
         return true;
       }
       if (tries % 16 == 15) {
-        if (!until || std::chrono::steady_clock::now() >= *until) return false;
+        const auto now = std::chrono::steady_clock::now();
+        if (!until) until = now + kHolderPatience;
+        if (now >= *until) return false;
         std::this_thread::yield();
       } else {
         cpu_relax();
