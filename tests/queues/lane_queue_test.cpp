@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -253,6 +254,31 @@ TEST(LaneQueue, LockedLanesHonourDeadlines) {
             }),
             30ms + 8ms)
       << "a pop overran its deadline";
+  words->consumer->store(0);
+  EXPECT_EQ(pop_u64(*t.queue), 1U);
+}
+
+// A pop whose records wait behind a live holder's lock (a stopped or descheduled consumer) naps
+// after kHolderPatience instead of spinning until its deadline: the thread's CPU time stays well
+// under the time it waited.
+TEST(LaneQueue, APopBehindALiveHolderNaps) {
+  using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
+  TestQueue<Q> t(1, 1024);
+  ModelPolicy::dead.clear();
+  std::uint32_t lane = t.queue->lane_for(5);
+  ASSERT_EQ(push_u64(*t.queue, lane, 5, 1), RingStatus::ok);
+  auto* words = reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared));
+  words->consumer->store(78);  // a live consumer holds the lane
+  const auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  const auto cpu_before = cpu_now();
+  EXPECT_EQ(t.queue->pop([](std::span<const std::byte>) {}, std::chrono::steady_clock::now() + 200ms,
+                         [] { return false; }),
+            RingStatus::empty);
+  EXPECT_LT(cpu_now() - cpu_before, 100ms) << "the pop spun for its whole wait";
   words->consumer->store(0);
   EXPECT_EQ(pop_u64(*t.queue), 1U);
 }
