@@ -682,50 +682,17 @@ void BM_MprocQueueLanes_1P1C(benchmark::State& state) {
 }
 
 struct MprocMpmcRun {
-  std::atomic<int> producers_done;
   Checksum received[kConsumers];
 };
 
-// 2 producers, 2 consumers, blocking get(); the last producer to finish puts one 0 (a stop
-// value: real values start at 1) per consumer. Peer: BM_BoostLockfreeQueue_2P2C.
-void BM_MprocQueue_2P2C(benchmark::State& state) {
+// 2 producers, 2 consumers, blocking get(). Each producer puts one 0 (a stop value: real values
+// start at 1) per consumer after its own values, and a consumer stops at its kProducers-th: a
+// protocol that needs only FIFO per producer, which lanes keep (a stop value put by the last
+// producer to finish could overtake the other's values there). Peer: BM_BoostLockfreeQueue_2P2C.
+void mproc_queue_2p2c(benchmark::State& state, const mproc::QueueOptions& options) {
   const Checksum expected = expected_checksum(kValues);
   for (auto _ : state) {
-    mproc::Queue<std::uint64_t> queue;
-    auto* s = shared_region<MprocMpmcRun>();
-    const double seconds = run_in_children(kProducers + kConsumers, [&queue, s](int role) {
-      if (role < kProducers) {
-        const std::uint64_t share = kValues / kProducers;
-        const std::uint64_t first = static_cast<std::uint64_t>(role) * share + 1;
-        const std::uint64_t last = role == kProducers - 1 ? kValues : first + share - 1;
-        for (std::uint64_t v = first; v <= last; ++v) queue.put(v);
-        // relaxed: the queue orders the values; this only elects who sends the stop values.
-        if (s->producers_done.fetch_add(1, std::memory_order_relaxed) == kProducers - 1) {
-          for (int c = 0; c < kConsumers; ++c) queue.put(0);
-        }
-      } else {
-        Checksum got;
-        for (std::uint64_t v; (v = queue.get()) != 0;) got.add(v);
-        s->received[role - kProducers] = got;
-      }
-      return true;
-    });
-    Checksum got;
-    for (const Checksum& c : s->received) got += c;
-    const bool ok = seconds >= 0 && got == expected;
-    release_region(s);
-    if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
-  }
-  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
-}
-
-// BM_MprocQueue_2P2C on lanes. Lanes order messages per producer only, so a stop value put by
-// the last producer could overtake the other producer's values: each producer puts one stop
-// value per consumer after its own values, and a consumer stops at its kProducers-th.
-void BM_MprocQueueLanes_2P2C(benchmark::State& state) {
-  const Checksum expected = expected_checksum(kValues);
-  for (auto _ : state) {
-    mproc::Queue<std::uint64_t> queue(mproc::QueueOptions{.lanes = 4});
+    mproc::Queue<std::uint64_t> queue(options);
     auto* s = shared_region<MprocMpmcRun>();
     const double seconds = run_in_children(kProducers + kConsumers, [&queue, s](int role) {
       if (role < kProducers) {
@@ -755,6 +722,15 @@ void BM_MprocQueueLanes_2P2C(benchmark::State& state) {
     if (!report_run(state, seconds, ok, "a value was lost or duplicated, or a process failed")) break;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kValues));
+}
+
+void BM_MprocQueue_2P2C(benchmark::State& state) {
+  mproc_queue_2p2c(state, {});
+}
+
+// The same on lanes (QueueOptions::lanes).
+void BM_MprocQueueLanes_2P2C(benchmark::State& state) {
+  mproc_queue_2p2c(state, {.lanes = 4});
 }
 
 // std::string messages of 64 and 4096 bytes, 1 producer to 1 consumer, stamped and checked like

@@ -278,7 +278,7 @@ core::RingStatus QueueCore::put(std::size_t size, Fill fill, void* context,
     const auto closed = [&] { return s.closed.load(std::memory_order_relaxed); };
     const auto status =
         block ? s.lanes->push(lane, self, size, f, deadline, closed) : s.lanes->try_push(lane, self, size, f);
-    if (lane != t_lane_seat.lane) t_lane_seat.lane = lane;  // looked up again: the lane was taken
+    t_lane_seat.lane = lane;  // producer_lane() made the seat this queue's; try_push may have moved it
     if (block) s.check_open();
     return status;
   }

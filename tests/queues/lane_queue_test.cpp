@@ -59,6 +59,13 @@ struct TestQueue {
   std::unique_ptr<Queue> queue;
 };
 
+// The owner and consumer words of a test queue's lane, as a peer sees them in shared memory.
+template <class Queue>
+typename Queue::LaneWords* lane_words(TestQueue<Queue>& t, std::uint32_t lane, std::uint32_t capacity) {
+  return reinterpret_cast<typename Queue::LaneWords*>(
+      t.region.span().data() + sizeof(typename Queue::Shared) + lane * Queue::lane_stride(capacity));
+}
+
 template <class Queue>
 RingStatus push_u64(Queue& q, std::uint32_t& lane, std::uint64_t self, std::uint64_t v,
                     std::size_t size = 8) {
@@ -223,7 +230,7 @@ TEST(LaneQueue, LockedLanesHonourDeadlines) {
   using Q = mproc::core::LaneQueue<mproc::detail::SharedFutex, ModelPolicy>;
   TestQueue<Q> t(1, 1024);  // the shared lane only
   ModelPolicy::dead.clear();
-  auto* words = reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared));
+  auto* words = lane_words(t, 0, 1024);
   std::uint32_t lane = t.queue->lane_for(5);
   ASSERT_EQ(lane, Q::kSharedLane);
   const auto shortest = [](auto call) {
@@ -267,7 +274,7 @@ TEST(LaneQueue, APopBehindALiveHolderNaps) {
   ModelPolicy::dead.clear();
   std::uint32_t lane = t.queue->lane_for(5);
   ASSERT_EQ(push_u64(*t.queue, lane, 5, 1), RingStatus::ok);
-  auto* words = reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared));
+  auto* words = lane_words(t, 0, 1024);
   words->consumer->store(78);  // a live consumer holds the lane
   const auto cpu_now = [] {
     timespec ts{};
@@ -292,8 +299,7 @@ TEST(LaneQueue, AConsumerLockHeldByTheDeadIsTakenOver) {
   std::uint32_t lane = t.queue->lane_for(7);
   ASSERT_EQ(push_u64(*t.queue, lane, 7, 42), RingStatus::ok);
   // A consumer (id 99) holds the lane's lock, as if it died between taking it and releasing it.
-  auto* words = reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared) +
-                                                lane * Q::lane_stride(1024));
+  auto* words = lane_words(t, lane, 1024);
   words->consumer->store(99);
   ModelPolicy::consumer = 1;
   const auto until = std::chrono::steady_clock::now() + 200ms;
@@ -341,8 +347,7 @@ TEST(LaneQueue, HostileHeaderAndWords) {
   EXPECT_EQ(pop_u64(*t.queue, &s), std::nullopt);
   EXPECT_EQ(s, RingStatus::corrupted);
   // The lane's owner word rewritten: the owner looks its lane up again and goes on.
-  auto* words =
-      reinterpret_cast<Q::LaneWords*>(t.region.span().data() + sizeof(Q::Shared) + Q::lane_stride(1024));
+  auto* words = lane_words(t, 1, 1024);
   words->owner->store(12345);
   EXPECT_FALSE(t.queue->holds(lane, 5));
   EXPECT_EQ(push_u64(*t.queue, lane, 5, 10), RingStatus::ok);

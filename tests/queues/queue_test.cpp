@@ -158,69 +158,22 @@ TEST(Queue, ProducerAndConsumerProcesses) {
 
 // Several producers and consumers, more processes than cores: every message exactly once, in
 // order per producer, checked in the consumers and here.
-void tagged_producer(mproc::Queue<std::pair<int, int>> q, int id, int n) {
+// `markers` end markers ({-1, id}) after its messages.
+void tagged_producer(mproc::Queue<std::pair<int, int>> q, int id, int n, int markers) {
   for (int i = 0; i < n; ++i) q.put({id, i});
+  for (int c = 0; c < markers; ++c) q.put({-1, id});
 }
 
-// Reports, per producer: how many messages it got and the sum of their indices.
+// Stops at its `stops`-th end marker and reports, per producer: how many messages it got and the
+// sum of their indices.
 void checking_consumer(mproc::Queue<std::pair<int, int>> q, mproc::Queue<std::vector<long>> reports,
-                       int producers) {
+                       int producers, int stops) {
   std::vector<int> next(producers, 0);
   std::vector<long> report(2 * producers, 0);
-  for (;;) {
-    const auto [id, i] = q.get();
-    if (id < 0) break;
-    if (id >= producers || i < next[id]) throw std::runtime_error("per-producer FIFO broken");
-    next[id] = i + 1;
-    report[id] += 1;
-    report[producers + id] += i;
-  }
-  reports.put(report);
-}
-
-TEST(Queue, ManyProducersManyConsumersExactlyOnce) {
-  const int kProducers = 3, kConsumers = 3, kEach = 5'000;
-  Children children;
-  mproc::Queue<std::pair<int, int>> q(64);
-  mproc::Queue<std::vector<long>> reports;
-  for (int c = 0; c < kConsumers; ++c)
-    children.start(mproc::Process(checking_consumer, q, reports, kProducers));
-  std::vector<mproc::Process*> producers;
-  for (int p = 0; p < kProducers; ++p)
-    producers.push_back(&children.start(mproc::Process(tagged_producer, q, p, kEach)));
-  for (auto* p : producers) EXPECT_TRUE(p->join(30s));
-  for (int c = 0; c < kConsumers; ++c) q.put({-1, 0});
-  std::vector<long> total(2 * kProducers, 0);
-  for (int c = 0; c < kConsumers; ++c) {
-    const auto report = reports.get(30s);
-    for (int i = 0; i < 2 * kProducers; ++i) total[i] += report[i];
-  }
-  children.expect_all_exit(0);  // a consumer that saw a message out of order exits 1
-  for (int p = 0; p < kProducers; ++p) {
-    EXPECT_EQ(total[p], kEach) << "producer " << p << ": messages lost or duplicated";
-    EXPECT_EQ(total[kProducers + p], long{kEach} * (kEach - 1) / 2) << "producer " << p;
-  }
-  EXPECT_TRUE(q.empty());
-}
-
-// ---- QueueOptions::lanes: FIFO per producing thread ----------------------------------------
-
-// With lanes, a sentinel put after joining the producers may overtake their messages, so each
-// producer puts one per consumer after its own messages, and a consumer stops at its
-// `producers`-th: when the last is taken, every lane's messages before it have been.
-void lane_producer(mproc::Queue<std::pair<int, int>> q, int id, int n, int consumers) {
-  for (int i = 0; i < n; ++i) q.put({id, i});
-  for (int c = 0; c < consumers; ++c) q.put({-1, id});
-}
-
-void lane_consumer(mproc::Queue<std::pair<int, int>> q, mproc::Queue<std::vector<long>> reports,
-                   int producers) {
-  std::vector<int> next(producers, 0);
-  std::vector<long> report(2 * producers, 0);
-  for (int stops = 0; stops < producers;) {
+  for (int seen = 0; seen < stops;) {
     const auto [id, i] = q.get(20s);
     if (id < 0) {
-      ++stops;
+      ++seen;
       continue;
     }
     if (id >= producers || i < next[id]) throw std::runtime_error("per-producer FIFO broken");
@@ -231,6 +184,43 @@ void lane_consumer(mproc::Queue<std::pair<int, int>> q, mproc::Queue<std::vector
   reports.put(report);
 }
 
+// Every consumer reported, exited 0 (one that saw a message out of order exits 1), and together
+// they got each producer's messages once.
+void expect_every_message_once(mproc::Queue<std::vector<long>>& reports, Children& children, int producers,
+                               int consumers, int each) {
+  std::vector<long> total(2 * producers, 0);
+  for (int c = 0; c < consumers; ++c) {
+    const auto report = reports.get(30s);
+    for (int i = 0; i < 2 * producers; ++i) total[i] += report[i];
+  }
+  children.expect_all_exit(0);
+  for (int p = 0; p < producers; ++p) {
+    EXPECT_EQ(total[p], each) << "producer " << p << ": messages lost or duplicated";
+    EXPECT_EQ(total[producers + p], long{each} * (each - 1) / 2) << "producer " << p;
+  }
+}
+
+TEST(Queue, ManyProducersManyConsumersExactlyOnce) {
+  const int kProducers = 3, kConsumers = 3, kEach = 5'000;
+  Children children;
+  mproc::Queue<std::pair<int, int>> q(64);
+  mproc::Queue<std::vector<long>> reports;
+  for (int c = 0; c < kConsumers; ++c)
+    children.start(mproc::Process(checking_consumer, q, reports, kProducers, 1));
+  std::vector<mproc::Process*> producers;
+  for (int p = 0; p < kProducers; ++p)
+    producers.push_back(&children.start(mproc::Process(tagged_producer, q, p, kEach, 0)));
+  for (auto* p : producers) EXPECT_TRUE(p->join(30s));
+  for (int c = 0; c < kConsumers; ++c) q.put({-1, 0});  // after every message: the ring keeps that order
+  expect_every_message_once(reports, children, kProducers, kConsumers, kEach);
+  EXPECT_TRUE(q.empty());
+}
+
+// ---- QueueOptions::lanes: FIFO per producing thread ----------------------------------------
+
+// With lanes, a sentinel put after joining the producers may overtake their messages, so each
+// producer puts one per consumer after its own messages, and a consumer stops at its
+// `producers`-th: when the last is taken, every lane's messages before it have been.
 TEST(LanesQueue, ManyProducersManyConsumersExactlyOnce) {
   // 3 lanes: two producers own one each, the third writes the shared lane.
   const int kProducers = 3, kConsumers = 3, kEach = 5'000;
@@ -240,18 +230,11 @@ TEST(LanesQueue, ManyProducersManyConsumersExactlyOnce) {
     Children children;
     mproc::Queue<std::pair<int, int>> q(mproc::QueueOptions{.lanes = 3});
     mproc::Queue<std::vector<long>> reports;
-    for (int c = 0; c < kConsumers; ++c) children.start(ctx.Process(lane_consumer, q, reports, kProducers));
-    for (int p = 0; p < kProducers; ++p) children.start(ctx.Process(lane_producer, q, p, kEach, kConsumers));
-    std::vector<long> total(2 * kProducers, 0);
-    for (int c = 0; c < kConsumers; ++c) {
-      const auto report = reports.get(30s);
-      for (int i = 0; i < 2 * kProducers; ++i) total[i] += report[i];
-    }
-    children.expect_all_exit(0);  // a consumer that saw a message out of order exits 1
-    for (int p = 0; p < kProducers; ++p) {
-      EXPECT_EQ(total[p], kEach) << "producer " << p << ": messages lost or duplicated";
-      EXPECT_EQ(total[kProducers + p], long{kEach} * (kEach - 1) / 2) << "producer " << p;
-    }
+    for (int c = 0; c < kConsumers; ++c)
+      children.start(ctx.Process(checking_consumer, q, reports, kProducers, kProducers));
+    for (int p = 0; p < kProducers; ++p)
+      children.start(ctx.Process(tagged_producer, q, p, kEach, kConsumers));
+    expect_every_message_once(reports, children, kProducers, kConsumers, kEach);
     EXPECT_TRUE(q.empty());
     EXPECT_EQ(q.qsize(), 0U);
   }

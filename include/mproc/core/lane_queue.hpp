@@ -154,7 +154,7 @@ class LaneQueue {
     std::memcpy(&g, region.data() + offsetof(Shared, geometry), sizeof g);
     if (!valid_geometry(g.lanes, g.capacity) || region.size() < region_size(g.lanes, g.capacity))
       return nullptr;
-    std::unique_ptr<LaneQueue> q(new LaneQueue(region, g.lanes, g.capacity));
+    std::unique_ptr<LaneQueue> q(new LaneQueue(region, g.lanes));
     for (std::uint32_t i = 0; i < g.lanes; ++i) {
       std::byte* lane = region.data() + sizeof(Shared) + i * lane_stride(g.capacity);
       auto ring = Ring::attach(std::span(lane + sizeof(LaneWords), Ring::region_size(g.capacity)));
@@ -169,7 +169,7 @@ class LaneQueue {
   ~LaneQueue() = default;
 
   [[nodiscard]] std::uint32_t lanes() const noexcept { return lane_count_; }
-  [[nodiscard]] std::uint32_t capacity() const noexcept { return capacity_; }
+  [[nodiscard]] std::uint32_t capacity() const noexcept { return lanes_[0].ring.capacity(); }
   /// The largest message: one record of a lane.
   [[nodiscard]] std::size_t max_message() const noexcept { return lanes_[0].ring.max_record(); }
 
@@ -371,10 +371,9 @@ class LaneQueue {
     bool locked;  // a lane with records was locked by another consumer
   };
 
-  LaneQueue(std::span<std::byte> region, std::uint32_t lanes, std::uint32_t capacity)
+  LaneQueue(std::span<std::byte> region, std::uint32_t lanes)
       : shared_(std::launder(reinterpret_cast<Shared*>(region.data()))),
         lane_count_(lanes),
-        capacity_(capacity),
         suspects_(std::make_unique<Suspect[]>(lanes + 1)) {
     lanes_.reserve(lanes);
   }
@@ -534,7 +533,6 @@ class LaneQueue {
   Shared* shared_;
   std::vector<Lane> lanes_;
   std::uint32_t lane_count_;
-  std::uint32_t capacity_;
   std::atomic<std::uint32_t> sticky_{0};  // the lane this process's consumers took from last
   std::atomic<std::uint32_t> streak_{0};  // pops from it since
   std::unique_ptr<Suspect[]> suspects_;
