@@ -140,16 +140,41 @@ class MPROC_API RLock : public detail::LockableByAcquire<RLock> {
 
   RLock();
 
-  bool acquire(bool block = true);
+  /// Blocks until held (block = true) or tries once; returns whether it is held. The owning thread
+  /// re-acquires at once. Throws OwnerDied, with the lock held, after taking it over from a dead
+  /// owner.
+  bool acquire(bool block = true) {
+    // Inline, as Lock's: a re-acquisition and a free lock cost no call (the Value's own lock in
+    // a hot loop is this one).
+    const std::uint64_t self = detail::cached_process_identity();
+    const std::uint32_t thread = detail::cached_thread_id();
+    if (held_by(self, thread)) {
+      ++state_->depth;
+      return true;
+    }
+    if (state_->word.try_lock(self)) {
+      take(thread);
+      return true;
+    }
+    return block && acquire_until(std::nullopt, true);
+  }
   template <class Rep, class Period>
   bool acquire(bool block, std::chrono::duration<Rep, Period> timeout) {
     return block ? acquire_for(detail::to_timeout(timeout)) : acquire(false);
   }
   /// ProcessError if the calling thread does not hold it.
-  void release();
+  void release() {
+    if (!held_by(detail::cached_process_identity(), detail::cached_thread_id())) throw_not_owner();
+    if (--state_->depth > 0) return;
+    // relaxed: ordered before the word's release by unlock()'s [sync:lock.handoff].
+    state_->owner_thread.store(0, std::memory_order_relaxed);
+    state_->word.unlock();
+  }
 
   /// Whether the calling thread holds it, and how many times (0: not held by this thread).
-  [[nodiscard]] std::uint32_t depth_held_by_me() const noexcept;
+  [[nodiscard]] std::uint32_t depth_held_by_me() const noexcept {
+    return held_by(detail::cached_process_identity(), detail::cached_thread_id()) ? state_->depth : 0;
+  }
 
   /// Internal: a handle to an RLock that lives inside another shared object's block (a Value's).
   RLock(detail::SharedBlock block, detail::RLockState* state) noexcept
@@ -159,6 +184,25 @@ class MPROC_API RLock : public detail::LockableByAcquire<RLock> {
   friend struct codec<RLock>;
   bool acquire_for(std::chrono::nanoseconds timeout);
   bool acquire_until(std::optional<std::chrono::steady_clock::time_point> deadline, bool block);
+  [[noreturn]] static void throw_not_owner();
+
+  // Only the owner writes owner_thread and depth, and only while holding the word; if the word
+  // names this process and owner_thread this thread, this thread wrote both (invariant: the owner
+  // clears owner_thread before it releases the word). The full identity (pid and start-time
+  // stamp): a newcomer that reused a dead owner's pid, with a thread whose id matches the dead
+  // owner's, must not pass for the owner.
+  [[nodiscard]] bool held_by(std::uint64_t self, std::uint32_t thread) const noexcept {
+    // relaxed: meaningful only when this thread wrote it, as above.
+    return state_->word.owner_snapshot() == self &&
+           state_->owner_thread.load(std::memory_order_relaxed) == thread;
+  }
+  // Records the calling thread as the owner of a word it has just taken.
+  void take(std::uint32_t thread) noexcept {
+    // relaxed: read back only by this thread (held_by); other threads compare it with their own
+    // id, which this value never equals.
+    state_->owner_thread.store(thread, std::memory_order_relaxed);
+    state_->depth = 1;
+  }
 
   detail::SharedBlock block_;
   detail::RLockState* state_ = nullptr;

@@ -92,24 +92,13 @@ RLock::RLock() {
   state_ = state;
 }
 
-std::uint32_t RLock::depth_held_by_me() const noexcept {
-  // Only the owner writes owner_thread and depth, and only while holding the word; if the word
-  // names this process and owner_thread this thread, this thread wrote both (invariant: the
-  // owner clears owner_thread before it releases the word).
-  // The full identity (pid and start-time stamp): a newcomer that reused a dead owner's pid, with
-  // a thread whose id matches the dead owner's, must not pass for the owner.
-  if (state_->word.owner_snapshot() != detail::process_identity()) return 0;
-  // relaxed: meaningful only when this thread wrote it, as above.
-  if (state_->owner_thread.load(std::memory_order_relaxed) != detail::thread_id()) return 0;
-  return state_->depth;
-}
-
 bool RLock::acquire_until(std::optional<std::chrono::steady_clock::time_point> deadline, bool block) {
-  if (depth_held_by_me() != 0) {
+  const std::uint64_t self = detail::cached_process_identity();
+  const std::uint32_t thread = detail::cached_thread_id();
+  if (held_by(self, thread)) {
     ++state_->depth;
     return true;
   }
-  const std::uint64_t self = detail::process_identity();
   core::LockResult result = core::LockResult::timed_out;
   if (state_->word.try_lock(self)) {
     result = core::LockResult::acquired;
@@ -117,28 +106,17 @@ bool RLock::acquire_until(std::optional<std::chrono::steady_clock::time_point> d
     result = state_->word.lock(self, deadline);
   }
   if (result == core::LockResult::timed_out) return false;
-  // relaxed: read back only by this thread (depth_held_by_me); other threads compare it with
-  // their own id, which this value never equals.
-  state_->owner_thread.store(detail::thread_id(), std::memory_order_relaxed);
-  state_->depth = 1;
+  take(thread);
   if (result == core::LockResult::owner_died) detail::throw_owner_died("the RLock");
   return true;
-}
-
-bool RLock::acquire(bool block) {
-  return acquire_until(std::nullopt, block);
 }
 
 bool RLock::acquire_for(std::chrono::nanoseconds timeout) {
   return acquire_until(detail::deadline_after(timeout), true);
 }
 
-void RLock::release() {
-  if (depth_held_by_me() == 0) throw ProcessError("attempt to release recursive lock not owned by thread");
-  if (--state_->depth > 0) return;
-  // relaxed: ordered before the word's release by unlock()'s [sync:lock.handoff].
-  state_->owner_thread.store(0, std::memory_order_relaxed);
-  state_->word.unlock();
+void RLock::throw_not_owner() {
+  throw ProcessError("attempt to release recursive lock not owned by thread");
 }
 
 void codec<RLock>::encode(Encoder& out, const RLock& lock) {

@@ -401,6 +401,138 @@ TEST(RobustLockWord, AWaiterTakesOverFromADeadOwner) {
   EXPECT_EQ(word.lock(7, std::chrono::steady_clock::now() + 30ms), mproc::core::LockResult::timed_out);
 }
 
+// The real futex, counting what the lock asks of it: waits, waits that ran out their slice, and
+// wake calls. A slice that runs out while holders hold for microseconds is a lost wake-up.
+template <int Tag>
+struct CountingFutex {
+  static inline std::atomic<int> waits{0};
+  static inline std::atomic<int> timeouts{0};
+  static inline std::atomic<int> wakes{0};
+  static inline std::atomic<bool> swallow_wakes{false};  // report a wake, deliver none
+  static inline std::atomic<bool> slow_way_in{false};    // every 2nd wait dawdles before the kernel
+
+  static mproc::detail::FutexWaitResult wait(const std::atomic<std::uint32_t>& w, std::uint32_t e) noexcept {
+    ++waits;
+    return mproc::detail::futex_wait(w, e);
+  }
+  static mproc::detail::FutexWaitResult wait_until(const std::atomic<std::uint32_t>& w, std::uint32_t e,
+                                                   std::chrono::steady_clock::time_point d) noexcept {
+    if (slow_way_in && ++waits % 2 == 0) {
+      std::this_thread::sleep_for(200us);  // counted as parked, not yet queued: wakes find nobody
+    } else if (!slow_way_in) {
+      ++waits;
+    }
+    const auto result = mproc::detail::futex_wait_until(w, e, d);
+    if (result == mproc::detail::FutexWaitResult::timed_out) ++timeouts;
+    return result;
+  }
+  static int wake(const std::atomic<std::uint32_t>& w, int count) noexcept {
+    ++wakes;
+    if (swallow_wakes) return 1;
+    const int woken = mproc::detail::futex_wake(w, count);
+    if (woken == 0) ++empty_wakes;
+    return woken;
+  }
+  static inline std::atomic<int> empty_wakes{0};
+};
+
+struct AlwaysAlive {
+  static std::uint64_t self() noexcept { return 0; }
+  static bool alive(std::uint64_t) noexcept { return true; }
+};
+
+TEST(RobustLockWord, AnUnlockWithNobodyAsleepMakesNoSystemCall) {
+  using Futex = CountingFutex<1>;
+  mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE(word.try_lock(7));
+    ASSERT_TRUE(word.unlock());
+  }
+  EXPECT_FALSE(word.unlock());  // a free lock is not released twice
+  EXPECT_EQ(Futex::wakes.load(), 0);
+  EXPECT_EQ(word.sleepers_snapshot(), 0u);
+}
+
+// Sleepers are counted apart from the word, and an unlock releases with a plain store: the
+// handshake between them (robust_lock.hpp) must never leave the lock free while everyone sleeps.
+// Holders hold for tens of microseconds, so every waiter sleeps at times, and a sleeper's 10 ms
+// slice should only run out when a wake was lost. The second run has sleepers dawdle on their way
+// into the kernel, so that wakes find nobody queued and the waker must hand the token back.
+template <class Futex>
+void expect_sleepers_woken(bool slow_way_in) {
+  Futex::slow_way_in = slow_way_in;
+  mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
+  long counter = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 400; ++i) {
+        ASSERT_EQ(word.lock(static_cast<std::uint64_t>(t + 1), std::nullopt),
+                  mproc::core::LockResult::acquired);
+        ++counter;
+        std::this_thread::sleep_for(20us);
+        ASSERT_TRUE(word.unlock());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, 1600);
+  EXPECT_EQ(word.sleepers_snapshot(), 0u);
+  ASSERT_GT(Futex::waits.load(), 100) << "the waiters never slept: the test shows nothing";
+  // A few slices may run out on a loaded machine (a holder preempted for 10 ms); a lost wake-up
+  // leaves the free lock to the slices every time.
+  EXPECT_LE(Futex::timeouts.load() * 100, Futex::waits.load())
+      << Futex::timeouts.load() << " of " << Futex::waits.load() << " waits ran out their slice";
+  if (slow_way_in) {
+    EXPECT_GT(Futex::empty_wakes.load(), 0) << "no wake found the queue empty: the test shows nothing";
+  }
+}
+
+TEST(RobustLockWord, SleepersAreWokenNotTimedOut) {
+  expect_sleepers_woken<CountingFutex<2>>(false);
+}
+
+TEST(RobustLockWord, SleepersOnTheirWayInAreNotLeftAsleep) {
+  expect_sleepers_woken<CountingFutex<4>>(true);
+}
+
+// The woken sleeper hands the waking token back; one that dies first (here: a wake reported but
+// never delivered) must not leave the others asleep for good. They wait out a slice, free the
+// token, and wake-ups work again.
+TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
+  using Futex = CountingFutex<3>;
+  mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
+  ASSERT_TRUE(word.try_lock(1));
+  std::atomic<int> phase{0};
+  std::atomic<bool> again{false};
+  std::thread sleeper([&] {
+    EXPECT_EQ(word.lock(2, std::nullopt), mproc::core::LockResult::acquired);
+    phase = 1;
+    EXPECT_TRUE(word.unlock());
+    while (!again.load()) std::this_thread::sleep_for(1ms);
+    EXPECT_EQ(word.lock(2, std::nullopt), mproc::core::LockResult::acquired);
+    phase = 2;
+    EXPECT_TRUE(word.unlock());
+  });
+  const auto parked = [&] { return Futex::waits.load() > 0; };
+  while (!parked()) std::this_thread::sleep_for(1ms);
+  Futex::swallow_wakes = true;
+  ASSERT_TRUE(word.unlock());  // the wake is "delivered" to nobody: the token stays taken
+  while (phase.load() != 1) std::this_thread::sleep_for(1ms);
+  EXPECT_GE(Futex::timeouts.load(), 1);
+  Futex::swallow_wakes = false;
+  // The token is free again: the next sleeper is woken, not left to its slice.
+  while (!word.try_lock(1)) std::this_thread::sleep_for(1ms);
+  const int waits_before = Futex::waits.load();
+  const int timeouts_before = Futex::timeouts.load();
+  again = true;
+  while (Futex::waits.load() == waits_before) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(word.unlock());
+  sleeper.join();
+  EXPECT_EQ(phase.load(), 2);
+  EXPECT_EQ(Futex::timeouts.load(), timeouts_before);
+}
+
 }  // namespace
 
 // --- from the independent review --------------------------------------------------------------

@@ -3,24 +3,47 @@
 //
 // The word holds the owner's identity, never a bare flag:
 //
-//   bits  0-30  owner pid (Linux pids are below 2^22)        0 and 0: unlocked
-//   bit   31    kWaiters: someone sleeps (or may sleep) on the futex
+//   bits  0-31  owner pid (Linux pids are below 2^22)        0 and 0: unlocked
 //   bits 32-63  owner stamp (low bits of its start time): tells a dead owner from a newcomer
 //               that reused its pid
 //
-// The futex is the word's low half (little-endian: the first four bytes), which is where the
-// pid and the waiters bit live, so a sleeper is woken by any change of owner.
+// The futex is the word's low half (little-endian: the first four bytes), where the pid lives,
+// so a sleeper is woken by any change of owner. Sleepers are counted apart, in sleepers_.
 //
-// Algorithm (after Drepper, "Futexes Are Tricky", mutex 3, with the owner in the word):
+// Algorithm (Drepper's "Futexes Are Tricky" mutex, with the owner in the word and the waiters
+// flag moved out of it so that unlock needs no read-modify-write):
 //   lock:   1. CAS 0 -> self. Done (no system call) unless the lock is held.
 //           2. Retry step 1 a few times, yielding the core between tries.
-//           3. Set kWaiters (CAS), then futex-wait on the low half for at most one liveness slice.
+//           3. Count itself in sleepers_ (L1), run the heavy barrier (L2: membarrier), then
+//              loop: read the word (L3); if free, CAS it to self; else futex-wait on the low
+//              half (L4) for at most one liveness slice.
 //           4. After each slice, ask whether the owner still runs. If not, CAS its word to
-//              self | kWaiters: the lock is ours, and the caller learns the owner died.
-//           5. A lock taken after sleeping is taken as self | kWaiters: other sleepers may exist.
-//   unlock: exchange with 0; if kWaiters was set, wake one sleeper.
+//              self: the lock is ours, and the caller learns the owner died.
+//           5. Uncount itself once it holds the lock or gives up.
+//   unlock: store 0 (U1), light barrier (U2: a compiler barrier in a registered process), read
+//           sleepers_ (U3); if nonzero, wake one sleeper (U4).
 // Any process may unlock (CPython's Lock allows release by another process); RLock adds the
 // owner check on top.
+//
+// Why no sleeper is lost ([sync:lock.sleepers]): L1 -> L2 -> L3 and U1 -> U2 -> U3 are the two
+// halves of a Dekker pattern, ordered as WaitWord's (wait_word.hpp, invariants 3-5): either U1 is
+// visible to L3 (or to the kernel's compare in L4, which reads the word again) and the sleeper
+// does not sleep on the old owner, or U3 sees the count from L1 and U4 looks further. U4 keeps
+// unlocks off the wake system call while the sleepers are not yet in the kernel or a woken one
+// has not yet run; wake_one() says why that loses nothing ([sync:lock.parked], [sync:lock.waking]).
+//
+// What the release store gives up: unlock() reads the word, then stores 0. Two processes that
+// release one lock at the same moment can both succeed where an exchange would have told one of
+// them "not locked"; releasing a lock one does not hold is a race in the caller either way (the
+// exchange could release a third process's fresh acquisition just the same), and CPython's own
+// check (sem_getvalue, then sem_post) is as racy. Measured in docs/benchmarks.md (issue 3,
+// session 8): the exchange was a fifth of an uncontended acquire+release.
+//
+// A sleeper killed on its way (between L1 and L4) leaves sleepers_ one too high for good: every
+// later unlock then makes one more read-modify-write (U4's look at parked_). One killed inside the
+// futex call also leaves parked_ high: every later unlock then makes a FUTEX_WAKE that finds
+// nobody. One killed after its wake, before it handed the token back, leaves the token taken
+// until another sleeper's slice runs out (10 ms). All of that costs speed, never a wake-up.
 //
 // Memory ordering: everything an owner did before unlock() is visible to the next owner after
 // its lock() returns ([sync:lock.handoff]).
@@ -35,6 +58,7 @@
 #include <thread>
 
 #include "mproc/core/wait_word.hpp"
+#include "mproc/detail/barrier.hpp"
 #include "mproc/detail/futex.hpp"
 #include "mproc/detail/liveness.hpp"
 
@@ -50,8 +74,6 @@ enum class LockResult {
 template <detail::FutexPolicy Futex = detail::SharedFutex, class Liveness = detail::ProcessLiveness>
 class RobustLockWord {
  public:
-  static constexpr std::uint64_t kWaiters = std::uint64_t{1} << 31;
-  static constexpr std::uint64_t kPidMask = kWaiters - 1;
   /// How long a waiter sleeps before it checks that the owner still runs.
   static constexpr std::chrono::milliseconds kLivenessSlice{10};
   /// Tries (each followed by a yield) before sleeping. Few, on purpose: measured on the 2-core
@@ -59,12 +81,12 @@ class RobustLockWord {
   /// locked increments/s; 4, 16 and 128 pause-instruction spins gave about 1e8, 6e7 and 4e7
   /// (spinners take the line from the owner and the core from the process they wait for), and no
   /// spin at all about 5e6 (every release then wakes a sleeper).
-  static constexpr int kSpinIterations = 4;
+  static constexpr int kSpinIterations = 16;
 
   /// One attempt, never blocks. @concurrent any
   [[nodiscard]] bool try_lock(std::uint64_t self) noexcept {
     std::uint64_t expected = 0;
-    // [sync:lock.handoff] acquire on success: pairs with the release exchange in unlock().
+    // [sync:lock.handoff] acquire on success: pairs with the release store in unlock().
     return word_.compare_exchange_strong(expected, self, std::memory_order_acquire,
                                          std::memory_order_relaxed);
   }
@@ -81,31 +103,38 @@ class RobustLockWord {
       // seed 001's 4 x 100k increments on 2 cores). With a core to spare, yield returns at once.
       std::this_thread::yield();
     }
+    const CountedSleeper counted(sleepers_);  // L1, L2 [sync:lock.sleepers]
     for (;;) {
-      // relaxed: the value only chooses the next CAS; each CAS re-reads it atomically.
-      std::uint64_t seen = word_.load(std::memory_order_relaxed);
+      // relaxed: the value only chooses the next CAS (which orders what matters) or the futex's
+      // expected value (which the kernel compares again).
+      std::uint64_t seen = word_.load(std::memory_order_relaxed);  // L3
       if (seen == 0) {
-        // [sync:lock.handoff] acquire on success: pairs with the release exchange in unlock().
-        if (word_.compare_exchange_weak(seen, self | kWaiters, std::memory_order_acquire,
-                                        std::memory_order_relaxed)) {
-          return LockResult::acquired;
-        }
+        if (try_lock(self)) return LockResult::acquired;
         continue;
-      }
-      if ((seen & kWaiters) == 0) {
-        // relaxed: announcing a sleeper publishes no data; unlock() reads the bit in its exchange.
-        if (!word_.compare_exchange_weak(seen, seen | kWaiters, std::memory_order_relaxed)) continue;
-        seen |= kWaiters;
       }
       auto slice_end = std::chrono::steady_clock::now() + kLivenessSlice;
       if (deadline && *deadline < slice_end) slice_end = *deadline;
-      const auto woke = Futex::wait_until(low_half(), static_cast<std::uint32_t>(seen), slice_end);
-      if (woke != detail::FutexWaitResult::timed_out) continue;
-      if (!Liveness::alive(seen & ~kWaiters)) {
+      // [sync:lock.parked] seq_cst RMW (P1): counts this sleeper as parked before the kernel
+      // compares the word; pairs with the RMW on parked_ in wake_one().
+      parked_.fetch_add(1, std::memory_order_seq_cst);
+      const auto woke = Futex::wait_until(low_half(), static_cast<std::uint32_t>(seen), slice_end);  // L4
+      // relaxed: withdraws our own count; a wake_one() that still reads it wakes needlessly.
+      parked_.fetch_sub(1, std::memory_order_relaxed);
+      if (woke == detail::FutexWaitResult::woken) {
+        // [sync:lock.waking] seq_cst RMW: hands the waking token back, after every unlock that
+        // found it taken; the re-read of the word (L3) then sees their release stores.
+        waking_.exchange(0, std::memory_order_seq_cst);
+        continue;
+      }
+      if (woke == detail::FutexWaitResult::value_mismatch) continue;
+      // A whole slice without a wake. If the token is taken, its sleeper may have died before
+      // handing it back: free it, and wake one sleeper for the unlocks it absorbed.
+      // [sync:lock.waking] seq_cst RMW: as above.
+      if (waking_.exchange(0, std::memory_order_seq_cst) != 0) Futex::wake(low_half(), 1);
+      if (!Liveness::alive(seen)) {
         // [sync:lock.handoff] acquire on success: the dead owner released nothing; what it wrote
         // before dying is as visible as it will ever be.
-        if (word_.compare_exchange_strong(seen, self | kWaiters, std::memory_order_acquire,
-                                          std::memory_order_relaxed)) {
+        if (word_.compare_exchange_strong(seen, self, std::memory_order_acquire, std::memory_order_relaxed)) {
           return LockResult::owner_died;
         }
         continue;
@@ -118,18 +147,27 @@ class RobustLockWord {
 
   /// Releases the lock, whoever holds it; false if it was not locked. @concurrent any
   bool unlock() noexcept {
+    // relaxed: only tells a release of a free lock apart (see the file comment on the race).
+    if (word_.load(std::memory_order_relaxed) == 0) return false;
     // [sync:lock.handoff] release: publishes the critical section to the next owner's acquire.
-    const std::uint64_t old = word_.exchange(0, std::memory_order_release);
-    if (old == 0) return false;
-    if ((old & kWaiters) != 0) Futex::wake(low_half(), 1);
+    word_.store(0, std::memory_order_release);  // U1
+    detail::light_barrier();                    // U2 [sync:lock.sleepers]
+    // relaxed: the barrier pair orders it against a sleeper's count (the file comment).
+    if (sleepers_.load(std::memory_order_relaxed) != 0) wake_one();  // U3, U4
     return true;
+  }
+
+  /// Processes counted as sleeping or about to sleep: a racy observer for tests.
+  [[nodiscard]] std::uint32_t sleepers_snapshot() const noexcept {
+    // relaxed: stale as soon as it is read; orders nothing.
+    return sleepers_.load(std::memory_order_relaxed);
   }
 
   /// The owner's identity (0 when unlocked): a racy snapshot. @concurrent any
   [[nodiscard]] std::uint64_t owner_snapshot() const noexcept {
     // relaxed: stale as soon as it is read; callers only compare it with their own identity,
     // which no other process can write.
-    return word_.load(std::memory_order_relaxed) & ~kWaiters;
+    return word_.load(std::memory_order_relaxed);
   }
 
  private:
@@ -140,7 +178,37 @@ class RobustLockWord {
     return *std::launder(reinterpret_cast<std::atomic<std::uint32_t>*>(&word_));
   }
 
+  // U4, taken only while some process counts itself in sleepers_ (the rest of the time unlock()
+  // ends at U3). Two filters keep it off the FUTEX_WAKE system call, which a sleeper would make
+  // an unlock pay over and over (measured in docs/benchmarks.md, issue 3, session 8):
+  //   * parked_: a sleeper counted in sleepers_ is mostly on its way (the membarrier alone takes
+  //     microseconds), not queued in the kernel. It counts itself in parked_ (P1) only just
+  //     before the futex call, so parked_ == 0 means that no sleeper can queue on the old owner:
+  //     P1 and this RMW are ordered, and P1 before the kernel's compare, so the compare sees U1.
+  //   * waking_, the token: a woken sleeper can wait long for a core (2 cores, 4 processes). The
+  //     unlock that raises the token from 0 wakes; later unlocks only add to it; the woken sleeper
+  //     hands it back (exchange to 0) before it re-reads the word, which then shows their stores,
+  //     so the lock is never free while every sleeper sleeps. If the wake found nobody queued,
+  //     the waker hands the token back itself and wakes again for unlocks it absorbed meanwhile.
+  [[gnu::noinline]] void wake_one() noexcept {
+    // [sync:lock.parked] seq_cst RMW: a read ordered after U1; pairs with a sleeper's P1.
+    if (parked_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
+    // [sync:lock.waking] seq_cst RMW: orders U1 before the token's next holder reads the word.
+    if (waking_.fetch_add(1, std::memory_order_seq_cst) != 0) return;
+    for (;;) {
+      if (Futex::wake(low_half(), 1) != 0) return;  // the woken sleeper hands the token back
+      // [sync:lock.waking] seq_cst RMW: as above.
+      if (waking_.exchange(0, std::memory_order_seq_cst) <= 1) return;
+      // [sync:lock.waking] seq_cst RMW: as above.
+      if (waking_.fetch_add(1, std::memory_order_seq_cst) != 0) return;
+    }
+  }
+
   std::atomic<std::uint64_t> word_{0};
+  std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<std::uint32_t> parked_{0};  // sleepers at or in the futex call (P1 to L4's end)
+  std::atomic<std::uint32_t> waking_{0};  // the waking token (wake_one)
+  std::uint32_t reserved_ = 0;            // the size, 24 bytes, spelled out
 
   static_assert(std::endian::native == std::endian::little, "the futex is the lock word's low half");
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8,

@@ -81,6 +81,33 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+/// The waiting half of mproc's sleeper handshake (WaitWord's invariants 1-5; RobustLockWord's
+/// [sync:lock.sleepers] is the same pattern): counts the caller in a shared sleeper count, then runs
+/// the heavy barrier, for the object's lifetime, i.e. from before the caller's last look at the
+/// condition until it has stopped sleeping, including when that look throws. The other half, in
+/// the notifier: change the condition, light barrier, read the count, wake only if nonzero.
+class CountedSleeper {
+ public:
+  explicit CountedSleeper(std::atomic<std::uint32_t>& sleepers) noexcept : sleepers_(sleepers) {
+    // [sync:wait_word.announce] seq_cst RMW (W1): announces the sleeper; read by the notifier's
+    // load of the count (N2) after its fence. Invariants 3 and 5.
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    // [sync:wait_word.fence] heavy barrier (F1): orders W1 before the caller's re-check of its
+    // condition; pairs with the notifier's light barrier (F2). Invariants 3-5.
+    detail::heavy_barrier();
+  }
+  ~CountedSleeper() {
+    // Relaxed is enough since this only withdraws our own announcement once we no longer sleep; a
+    // notifier that still reads the old count just makes one needless (harmless) wake call.
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  CountedSleeper(const CountedSleeper&) = delete;
+  CountedSleeper& operator=(const CountedSleeper&) = delete;
+
+ private:
+  std::atomic<std::uint32_t>& sleepers_;
+};
+
 /// Spin-then-park waiting on a condition kept elsewhere, valid across processes.
 ///
 /// Placement: lives in shared memory; standard layout, trivially destructible, 8 bytes, and a
@@ -116,7 +143,7 @@ class WaitWord {
     requires std::predicate<Ready&>
   void wait(Ready ready) noexcept(std::is_nothrow_invocable_v<Ready&>) {
     if (spin(ready, nullptr)) return;
-    const SleeperScope announced(sleepers_);  // W1, F1
+    const CountedSleeper announced(sleepers_);  // W1, F1
     for (;;) {
       // [sync:wait_word.epoch] seq_cst load (W2): reads the epoch before re-checking ready(); pairs
       // with the seq_cst fetch_add in notify() (N3). See invariants 3-5.
@@ -134,7 +161,7 @@ class WaitWord {
       std::is_nothrow_invocable_v<Ready&>) {
     if (spin(ready, &deadline)) return true;
     if (std::chrono::steady_clock::now() >= deadline) return ready();
-    const SleeperScope announced(sleepers_);  // W1, F1
+    const CountedSleeper announced(sleepers_);  // W1, F1
     for (;;) {
       // [sync:wait_word.epoch] seq_cst load (W2): pairs with the seq_cst fetch_add in notify() (N3).
       const std::uint32_t seen = epoch_.load(std::memory_order_seq_cst);
@@ -173,30 +200,6 @@ class WaitWord {
   }
 
  private:
-  // Counts this waiter in sleepers_ for its lifetime: from before its first epoch read until it
-  // has stopped parking, including when ready() throws.
-  class SleeperScope {
-   public:
-    explicit SleeperScope(std::atomic<std::uint32_t>& sleepers) noexcept : sleepers_(sleepers) {
-      // [sync:wait_word.announce] seq_cst RMW (W1): announces the sleeper; read by the notifier's
-      // load of sleepers_ (N2) after its fence. Invariants 3 and 5.
-      sleepers_.fetch_add(1, std::memory_order_seq_cst);
-      // [sync:wait_word.fence] heavy barrier (F1): orders W1 before the epoch load and ready()
-      // re-check; pairs with the notifier's light barrier (F2). Invariants 3-5.
-      detail::heavy_barrier();
-    }
-    ~SleeperScope() {
-      // Relaxed is enough since this only withdraws our own announcement once we no longer park; a
-      // notifier that still reads the old count just makes one needless (harmless) wake call.
-      sleepers_.fetch_sub(1, std::memory_order_relaxed);
-    }
-    SleeperScope(const SleeperScope&) = delete;
-    SleeperScope& operator=(const SleeperScope&) = delete;
-
-   private:
-    std::atomic<std::uint32_t>& sleepers_;
-  };
-
   // The bounded busy phase: returns true as soon as ready(), false when the budget (or the
   // deadline, checked between yields only: the pause phase lasts a few microseconds) is spent.
   template <class Ready>
