@@ -1,14 +1,19 @@
 // Lock, RLock, Value, Array: CPython's semantics and errors, use across processes under fork and
 // spawn, the seeds' locked counter, and what happens when a holder is killed.
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <limits>
 #include <mutex>
+#include <new>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -401,15 +406,21 @@ TEST(RobustLockWord, AWaiterTakesOverFromADeadOwner) {
   EXPECT_EQ(word.lock(7, std::chrono::steady_clock::now() + 30ms), mproc::core::LockResult::timed_out);
 }
 
-// The real futex, counting what the lock asks of it: waits, waits that ran out their slice, and
-// wake calls. A slice that runs out while holders hold for microseconds is a lost wake-up.
+// The real futex, counting what the lock asks of it. Knobs: report wakes without delivering them
+// (a woken sleeper that died), dawdle on the way into the kernel (wakes then find nobody), and
+// stretch the lock's 10 ms slices to `long_slice`, so that a slice that runs out means a lost
+// wake-up and never a slow scheduler.
 template <int Tag>
 struct CountingFutex {
   static inline std::atomic<int> waits{0};
   static inline std::atomic<int> timeouts{0};
+  static inline std::atomic<int> stalls{0};  // waits that lasted over half a long slice
   static inline std::atomic<int> wakes{0};
-  static inline std::atomic<bool> swallow_wakes{false};  // report a wake, deliver none
-  static inline std::atomic<bool> slow_way_in{false};    // every 2nd wait dawdles before the kernel
+  static inline std::atomic<int> empty_wakes{0};
+  static inline std::atomic<bool> swallow_wakes{false};
+  static inline std::atomic<bool> slow_way_in{false};
+  static inline std::atomic<bool> long_slices{false};
+  static constexpr auto kLongSlice = 2s;
 
   static mproc::detail::FutexWaitResult wait(const std::atomic<std::uint32_t>& w, std::uint32_t e) noexcept {
     ++waits;
@@ -417,13 +428,12 @@ struct CountingFutex {
   }
   static mproc::detail::FutexWaitResult wait_until(const std::atomic<std::uint32_t>& w, std::uint32_t e,
                                                    std::chrono::steady_clock::time_point d) noexcept {
-    if (slow_way_in && ++waits % 2 == 0) {
-      std::this_thread::sleep_for(200us);  // counted as parked, not yet queued: wakes find nobody
-    } else if (!slow_way_in) {
-      ++waits;
-    }
+    if (++waits % 2 == 0 && slow_way_in) std::this_thread::sleep_for(200us);  // parked, not yet queued
+    const auto start = std::chrono::steady_clock::now();
+    if (long_slices) d = start + kLongSlice;
     const auto result = mproc::detail::futex_wait_until(w, e, d);
     if (result == mproc::detail::FutexWaitResult::timed_out) ++timeouts;
+    if (std::chrono::steady_clock::now() - start > kLongSlice / 2) ++stalls;
     return result;
   }
   static int wake(const std::atomic<std::uint32_t>& w, int count) noexcept {
@@ -433,13 +443,29 @@ struct CountingFutex {
     if (woken == 0) ++empty_wakes;
     return woken;
   }
-  static inline std::atomic<int> empty_wakes{0};
 };
 
 struct AlwaysAlive {
   static std::uint64_t self() noexcept { return 0; }
   static bool alive(std::uint64_t) noexcept { return true; }
 };
+
+// Whether thread `tid` (of this process, or the process `tid` itself) is blocked in futex(2):
+// what a test waits for before it releases, so that the waiter is really asleep in the kernel.
+bool in_futex_call(pid_t tid) {
+  std::ifstream syscall("/proc/" + std::to_string(tid) + "/syscall");
+  long number = -1;
+  return (syscall >> number) && number == SYS_futex;
+}
+
+bool eventually_in_futex_call(pid_t tid) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!in_futex_call(tid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 
 TEST(RobustLockWord, AnUnlockWithNobodyAsleepMakesNoSystemCall) {
   using Futex = CountingFutex<1>;
@@ -455,12 +481,14 @@ TEST(RobustLockWord, AnUnlockWithNobodyAsleepMakesNoSystemCall) {
 
 // Sleepers are counted apart from the word, and an unlock releases with a plain store: the
 // handshake between them (robust_lock.hpp) must never leave the lock free while everyone sleeps.
-// Holders hold for tens of microseconds, so every waiter sleeps at times, and a sleeper's 10 ms
-// slice should only run out when a wake was lost. The second run has sleepers dawdle on their way
-// into the kernel, so that wakes find nobody queued and the waker must hand the token back.
+// Holders hold for tens of microseconds, so every waiter sleeps at times; with the slices
+// stretched to 2 s, a wait of a second or more is a lost wake-up. The second run has sleepers
+// dawdle on their way into the kernel, so that wakes find nobody queued and the waker must hand
+// the token back.
 template <class Futex>
 void expect_sleepers_woken(bool slow_way_in) {
   Futex::slow_way_in = slow_way_in;
+  Futex::long_slices = true;
   mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
   long counter = 0;
   std::vector<std::thread> threads;
@@ -479,16 +507,13 @@ void expect_sleepers_woken(bool slow_way_in) {
   EXPECT_EQ(counter, 1600);
   EXPECT_EQ(word.sleepers_snapshot(), 0u);
   ASSERT_GT(Futex::waits.load(), 100) << "the waiters never slept: the test shows nothing";
-  // A few slices may run out on a loaded machine (a holder preempted for 10 ms); a lost wake-up
-  // leaves the free lock to the slices every time.
-  EXPECT_LE(Futex::timeouts.load() * 100, Futex::waits.load())
-      << Futex::timeouts.load() << " of " << Futex::waits.load() << " waits ran out their slice";
+  EXPECT_EQ(Futex::stalls.load(), 0) << "waits of a second or more: lost wake-ups";
   if (slow_way_in) {
     EXPECT_GT(Futex::empty_wakes.load(), 0) << "no wake found the queue empty: the test shows nothing";
   }
 }
 
-TEST(RobustLockWord, SleepersAreWokenNotTimedOut) {
+TEST(RobustLockWord, SleepersAreWokenNotLeftToTheirSlice) {
   expect_sleepers_woken<CountingFutex<2>>(false);
 }
 
@@ -503,9 +528,11 @@ TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
   using Futex = CountingFutex<3>;
   mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
   ASSERT_TRUE(word.try_lock(1));
+  std::atomic<pid_t> sleeper_tid{0};
   std::atomic<int> phase{0};
   std::atomic<bool> again{false};
   std::thread sleeper([&] {
+    sleeper_tid = static_cast<pid_t>(::syscall(SYS_gettid));
     EXPECT_EQ(word.lock(2, std::nullopt), mproc::core::LockResult::acquired);
     phase = 1;
     EXPECT_TRUE(word.unlock());
@@ -514,23 +541,56 @@ TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
     phase = 2;
     EXPECT_TRUE(word.unlock());
   });
-  const auto parked = [&] { return Futex::waits.load() > 0; };
-  while (!parked()) std::this_thread::sleep_for(1ms);
+  while (sleeper_tid.load() == 0) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(eventually_in_futex_call(sleeper_tid.load()));
   Futex::swallow_wakes = true;
   ASSERT_TRUE(word.unlock());  // the wake is "delivered" to nobody: the token stays taken
   while (phase.load() != 1) std::this_thread::sleep_for(1ms);
-  EXPECT_GE(Futex::timeouts.load(), 1);
+  EXPECT_GE(Futex::timeouts.load(), 1) << "the sleeper got the lock without waiting out its slice";
   Futex::swallow_wakes = false;
-  // The token is free again: the next sleeper is woken, not left to its slice.
+  // The token is free again: the next sleeper is woken, not left to its (now 2 s) slice.
+  Futex::long_slices = true;
   while (!word.try_lock(1)) std::this_thread::sleep_for(1ms);
-  const int waits_before = Futex::waits.load();
-  const int timeouts_before = Futex::timeouts.load();
   again = true;
-  while (Futex::waits.load() == waits_before) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(eventually_in_futex_call(sleeper_tid.load()));
+  const int wakes_before = Futex::wakes.load();
   ASSERT_TRUE(word.unlock());
+  EXPECT_EQ(Futex::wakes.load(), wakes_before + 1) << "the unlock did not wake the parked sleeper";
   sleeper.join();
   EXPECT_EQ(phase.load(), 2);
-  EXPECT_EQ(Futex::timeouts.load(), timeouts_before);
+  EXPECT_EQ(Futex::stalls.load(), 0);
+}
+
+// A waiter killed while it sleeps leaves its counts behind; they only filter wakes, so nothing
+// hangs, but every later unlock would make a FUTEX_WAKE that finds nobody. The first such wake
+// takes back the counts of the dead (the sleeper slots).
+TEST(RobustLockWord, AKilledSleepersCountsAreTakenBack) {
+  using Futex = CountingFutex<5>;
+  using Word = mproc::core::RobustLockWord<Futex>;
+  void* memory = ::mmap(nullptr, sizeof(Word), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  auto* word = new (memory) Word();
+  ASSERT_TRUE(word->try_lock(mproc::detail::process_identity()));
+  const pid_t child = ::fork();
+  if (child == 0) {
+    word->lock(mproc::detail::process_identity(), std::nullopt);
+    _exit(0);
+  }
+  ASSERT_GT(child, 0);
+  const bool parked = eventually_in_futex_call(child) && word->sleepers_snapshot() == 1;
+  ::kill(child, SIGKILL);
+  ::waitpid(child, nullptr, 0);
+  ASSERT_TRUE(parked);
+  EXPECT_EQ(word->sleepers_snapshot(), 1u);  // the dead sleeper's count
+  ASSERT_TRUE(word->unlock());               // finds nobody in the kernel, takes the counts back
+  EXPECT_EQ(word->sleepers_snapshot(), 0u);
+  const int wakes_before = Futex::wakes.load();
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(word->try_lock(mproc::detail::process_identity()));
+    ASSERT_TRUE(word->unlock());
+  }
+  EXPECT_EQ(Futex::wakes.load(), wakes_before);
+  ::munmap(memory, sizeof(Word));
 }
 
 }  // namespace

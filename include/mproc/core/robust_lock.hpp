@@ -39,11 +39,16 @@
 // check (sem_getvalue, then sem_post) is as racy. Measured in docs/benchmarks.md (issue 3,
 // session 8): the exchange was a fifth of an uncontended acquire+release.
 //
-// A sleeper killed on its way (between L1 and L4) leaves sleepers_ one too high for good: every
-// later unlock then makes one more read-modify-write (U4's look at parked_). One killed inside the
-// futex call also leaves parked_ high: every later unlock then makes a FUTEX_WAKE that finds
-// nobody. One killed after its wake, before it handed the token back, leaves the token taken
-// until another sleeper's slice runs out (10 ms). All of that costs speed, never a wake-up.
+// Kills (none hangs anyone; every futex wait is bounded by a 10 ms liveness slice):
+//   * the owner, holding the lock: a sleeper's slice runs out, the owner is found dead, the lock
+//     taken over (step 4);
+//   * a releaser between U1 and U4, or inside wake_one() holding the token: a sleeper waits out
+//     one slice, then frees the token and wakes the next;
+//   * a sleeper, on its way in or inside the futex call: its counts stay behind, so every later
+//     unlock would pay a read-modify-write, or a FUTEX_WAKE that finds nobody, for the lock's
+//     lifetime. Sleepers record themselves in four slots, and a wake that finds nobody, or a
+//     slice that runs out, takes back the counts of recorded sleepers whose process is dead;
+//   * a sleeper after its wake, before it handed the token back: one slice, as above.
 //
 // Memory ordering: everything an owner did before unlock() is visible to the next owner after
 // its lock() returns ([sync:lock.handoff]).
@@ -76,14 +81,17 @@ class RobustLockWord {
  public:
   /// How long a waiter sleeps before it checks that the owner still runs.
   static constexpr std::chrono::milliseconds kLivenessSlice{10};
-  /// Tries (each followed by a yield) before sleeping. Few, on purpose: measured on the 2-core
-  /// machine with 4 processes contending (docs/benchmarks.md), 4 yielding tries gave about 1.9e8
-  /// locked increments/s; 4, 16 and 128 pause-instruction spins gave about 1e8, 6e7 and 4e7
-  /// (spinners take the line from the owner and the core from the process they wait for), and no
-  /// spin at all about 5e6 (every release then wakes a sleeper).
+  /// Tries (each followed by a yield) before sleeping. Measured on the 2-core machine with 4
+  /// processes contending (docs/benchmarks.md, issue 3): yields, not pauses (4, 16 and 128
+  /// pause-instruction spins gave about 1e8, 6e7 and 4e7 locked increments/s against 1.9e8 for 4
+  /// yields: spinners take the line from the owner and the core from the process they wait for);
+  /// no tries at all gave 5e6 (every release then wakes a sleeper). 16, not 4, since a sleep
+  /// costs a membarrier (9 us here): the Value's own RLock slept 135 times per 400,000 locked
+  /// increments with 4 tries and 5 with 16; 64 was no better.
   static constexpr int kSpinIterations = 16;
 
-  /// One attempt, never blocks. @concurrent any
+  /// One attempt, never blocks. `self` is the caller's identity; its low 32 bits (the futex
+  /// value sleepers compare) must be nonzero, as a pid is. @concurrent any
   [[nodiscard]] bool try_lock(std::uint64_t self) noexcept {
     std::uint64_t expected = 0;
     // [sync:lock.handoff] acquire on success: pairs with the release store in unlock().
@@ -98,12 +106,16 @@ class RobustLockWord {
     for (int i = 0; i < kSpinIterations; ++i) {
       // relaxed: only a hint of whether to try the CAS, which orders what matters.
       if (word_.load(std::memory_order_relaxed) == 0 && try_lock(self)) return LockResult::acquired;
+      if (deadline && std::chrono::steady_clock::now() >= *deadline) {
+        return try_lock(self) ? LockResult::acquired : LockResult::timed_out;
+      }
       // Yield, not pause: with more processes than cores the owner may be waiting for this very
       // core, and a pause loop only burns the time it needs (measured: 2.1 ms against 4.2 ms for
       // seed 001's 4 x 100k increments on 2 cores). With a core to spare, yield returns at once.
       std::this_thread::yield();
     }
     const CountedSleeper counted(sleepers_);  // L1, L2 [sync:lock.sleepers]
+    SleeperSlot slot(*this, Liveness::self());
     for (;;) {
       // relaxed: the value only chooses the next CAS (which orders what matters) or the futex's
       // expected value (which the kernel compares again).
@@ -117,7 +129,9 @@ class RobustLockWord {
       // [sync:lock.parked] seq_cst RMW (P1): counts this sleeper as parked before the kernel
       // compares the word; pairs with the RMW on parked_ in wake_one().
       parked_.fetch_add(1, std::memory_order_seq_cst);
+      slot.mark_parked(true);
       const auto woke = Futex::wait_until(low_half(), static_cast<std::uint32_t>(seen), slice_end);  // L4
+      slot.mark_parked(false);
       // relaxed: withdraws our own count; a wake_one() that still reads it wakes needlessly.
       parked_.fetch_sub(1, std::memory_order_relaxed);
       if (woke == detail::FutexWaitResult::woken) {
@@ -127,10 +141,12 @@ class RobustLockWord {
         continue;
       }
       if (woke == detail::FutexWaitResult::value_mismatch) continue;
-      // A whole slice without a wake. If the token is taken, its sleeper may have died before
-      // handing it back: free it, and wake one sleeper for the unlocks it absorbed.
+      // The slice (or the deadline) ran out without a wake. If the token is taken, its sleeper may
+      // have died before handing it back: free it, and wake one sleeper for the unlocks it
+      // absorbed. Sleepers that died leave their counts behind: take those back too.
       // [sync:lock.waking] seq_cst RMW: as above.
       if (waking_.exchange(0, std::memory_order_seq_cst) != 0) Futex::wake(low_half(), 1);
+      reclaim_dead_sleepers(false);
       if (!Liveness::alive(seen)) {
         // [sync:lock.handoff] acquire on success: the dead owner released nothing; what it wrote
         // before dying is as visible as it will ever be.
@@ -197,6 +213,11 @@ class RobustLockWord {
     if (waking_.fetch_add(1, std::memory_order_seq_cst) != 0) return;
     for (;;) {
       if (Futex::wake(low_half(), 1) != 0) return;  // the woken sleeper hands the token back
+      // Nobody in the kernel although parked_ says someone is at the futex call: on its way in,
+      // or killed there. Take back the counts of the dead (a sleeper of another process marked
+      // parked costs a /proc read; the healthy case, a sleeper a few instructions from the
+      // kernel, is rare on this path).
+      reclaim_dead_sleepers(true);
       // [sync:lock.waking] seq_cst RMW: as above.
       if (waking_.exchange(0, std::memory_order_seq_cst) <= 1) return;
       // [sync:lock.waking] seq_cst RMW: as above.
@@ -204,11 +225,69 @@ class RobustLockWord {
     }
   }
 
+  // Who sleeps, so that the counts of a sleeper killed while it waited can be taken back (the
+  // counts only filter wakes, so one left too high costs every later unlock a system call, for the
+  // lock's lifetime). A slot holds the sleeper's process identity, with kParkedFlag while it is
+  // counted in parked_. Each flag is raised after its count and lowered before it, so a slot never
+  // claims more than the counts hold: taking back what a dead sleeper's slot says never takes
+  // back a live sleeper's count. Sleepers beyond the slots go unrecorded (their counts, if they
+  // die, stay).
+  static constexpr std::uint64_t kParkedFlag = std::uint64_t{1} << 31;  // pids are below 2^22
+  static constexpr int kSleeperSlots = 4;
+
+  class SleeperSlot {
+   public:
+    SleeperSlot(RobustLockWord& lock, std::uint64_t self) noexcept : lock_(lock), self_(self) {
+      for (auto& slot : lock_.slots_) {
+        std::uint64_t expected = 0;
+        // relaxed: the slot is a record for reclaim_dead_sleepers(), which orders nothing by it.
+        if (slot.compare_exchange_strong(expected, self_, std::memory_order_relaxed)) {
+          slot_ = &slot;
+          return;
+        }
+      }
+    }
+    ~SleeperSlot() {
+      // relaxed: as above; cleared before CountedSleeper withdraws the count.
+      if (slot_ != nullptr) slot_->store(0, std::memory_order_relaxed);
+    }
+    void mark_parked(bool parked) noexcept {
+      // relaxed: as above.
+      if (slot_ != nullptr) slot_->store(parked ? self_ | kParkedFlag : self_, std::memory_order_relaxed);
+    }
+    SleeperSlot(const SleeperSlot&) = delete;
+    SleeperSlot& operator=(const SleeperSlot&) = delete;
+
+   private:
+    RobustLockWord& lock_;
+    std::uint64_t self_;
+    std::atomic<std::uint64_t>* slot_ = nullptr;
+  };
+
+  // Takes back the counts of recorded sleepers whose process no longer runs. `parked_only`: look
+  // only at slots marked parked (what a wake that found nobody can blame).
+  void reclaim_dead_sleepers(bool parked_only) noexcept {
+    const std::uint64_t self = Liveness::self();
+    for (auto& slot : slots_) {
+      // relaxed: a record of who sleeps; the CAS below decides who takes it back.
+      std::uint64_t seen = slot.load(std::memory_order_relaxed);
+      if (seen == 0 || (parked_only && (seen & kParkedFlag) == 0)) continue;
+      const std::uint64_t who = seen & ~kParkedFlag;
+      if (who == self || Liveness::alive(who)) continue;
+      // relaxed: only one reclaimer wins the slot; the counts are filters, not data.
+      if (!slot.compare_exchange_strong(seen, 0, std::memory_order_relaxed)) continue;
+      // relaxed: the dead sleeper's own decrements, made for it.
+      if ((seen & kParkedFlag) != 0) parked_.fetch_sub(1, std::memory_order_relaxed);
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+
   std::atomic<std::uint64_t> word_{0};
   std::atomic<std::uint32_t> sleepers_{0};
-  std::atomic<std::uint32_t> parked_{0};  // sleepers at or in the futex call (P1 to L4's end)
-  std::atomic<std::uint32_t> waking_{0};  // the waking token (wake_one)
-  std::uint32_t reserved_ = 0;            // the size, 24 bytes, spelled out
+  std::atomic<std::uint32_t> parked_{0};                  // sleepers at or in the futex call (P1 to L4's end)
+  std::atomic<std::uint32_t> waking_{0};                  // the waking token (wake_one)
+  std::uint32_t reserved_ = 0;                            // keeps the slots 8-byte aligned, spelled out
+  std::atomic<std::uint64_t> slots_[kSleeperSlots] = {};  // SleeperSlot
 
   static_assert(std::endian::native == std::endian::little, "the futex is the lock word's low half");
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free && sizeof(std::atomic<std::uint64_t>) == 8,

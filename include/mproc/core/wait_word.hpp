@@ -50,9 +50,11 @@
 //
 // Cost when nobody sleeps: notify_*() is one load of a line that only parking waiters write, plus
 // a compiler barrier after mproc::init (a seq_cst fence before it, or without membarrier): no RMW
-// on a shared line, no system call. A waiter pays a membarrier system call (about 0.5 us) on its
-// way to sleep. wait() on a ready condition is one call of ready(). Measured in docs/benchmarks.md (issue 4):
-// the notify that always bumped the epoch cost the queue ring a contended RMW per message on each side.
+// on a shared line, no system call. A waiter pays a membarrier system call on its way to sleep
+// (about 0.5 us with the other cores idle, 9 us on the 2-core VM when the other core runs a
+// registered process: an interrupt to it). wait() on a ready condition is one call of ready(). Measured in
+// docs/benchmarks.md (issue 4): the notify that always bumped the epoch cost the queue ring a contended RMW
+// per message on each side.
 #pragma once
 
 #include <atomic>

@@ -169,7 +169,7 @@ bool sealed_against_shrinking(int fd) noexcept;
 /// state machine in the same bytes). Builds with different versions refuse each other's
 /// segments (version_mismatch) rather than misreading them. Adding a field in `reserved` that old
 /// readers may ignore is the only change that keeps the version.
-inline constexpr std::uint32_t kSegmentLayoutVersion = 1;
+inline constexpr std::uint32_t kSegmentLayoutVersion = 2;  // 2: RobustLockWord counts its sleepers beside the word
 
 /// "MPROCSEG": the first 8 bytes of every named mproc segment.
 inline constexpr std::array<char, 8> kSegmentMagic{'M', 'P', 'R', 'O', 'C', 'S', 'E', 'G'};
