@@ -1,0 +1,167 @@
+// Fuzz target: mproc's LaneQueue (the lanes of QueueOptions::lanes) reading shared memory that a
+// hostile or crashed process wrote.
+//
+// The input's first byte picks a small geometry (1 to 4 lanes, 128 B to 1 KiB per lane) and a
+// mode. Overwrite mode (bit 7 clear): the rest overwrites a valid queue's region (geometry, `used`,
+// owner and consumer lock words, each lane's ring header, indices, records), then every
+// non-blocking operation runs a few times. Script mode (bit 7 set): the rest is a script of 9-byte
+// steps, an action and a 64-bit value (little-endian), that interleave a peer's 8-byte writes
+// anywhere in the region with the queue's own operations.
+//
+// The oracle, from lane_queue.hpp's contract ("a hostile peer can write anything"): attach()
+// refuses an invalid geometry, and every operation on what it accepts works or reports
+// RingStatus::corrupted or full/empty, without reading or writing outside the region (ASan),
+// undefined behaviour (UBSan) or a hang (only try_* calls, a bounded number of them; a lock word
+// held by a stranger costs a try at most LaneQueue::kHolderPatience). Every party but this one is
+// dead, so lock words and lanes left by strangers are taken over once they have been seen held
+// for the patience.
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <span>
+
+#include "mproc/core/lane_queue.hpp"
+
+namespace {
+
+// A zero-filled region aligned as the queue's words are (alignas(kCacheLine)), as a mapping is.
+struct Region {
+  explicit Region(std::size_t n) : bytes(static_cast<std::byte*>(::operator new(n, kAlign))), size_(n) {
+    std::memset(bytes.get(), 0, n);
+  }
+  std::byte* data() const noexcept { return bytes.get(); }
+  std::size_t size() const noexcept { return size_; }
+  operator std::span<std::byte>() const noexcept { return {bytes.get(), size_}; }
+  static constexpr std::align_val_t kAlign{mproc::kCacheLine};
+  struct Free {
+    void operator()(std::byte* p) const noexcept { ::operator delete(p, kAlign); }
+  };
+  std::unique_ptr<std::byte, Free> bytes;
+  std::size_t size_;
+};
+
+// This process is producer thread 7 of pid 1 and consumer 1; every other identity is dead.
+struct OnlyMeAlive {
+  static constexpr std::uint64_t kProducer = (std::uint64_t{7} << 32) | 1;
+  static std::uint64_t producer_self() noexcept { return kProducer; }
+  static bool producer_alive(std::uint64_t owner) noexcept { return owner == kProducer; }
+  static std::uint64_t consumer_self() noexcept { return 1; }
+  static bool consumer_alive(std::uint64_t holder) noexcept { return holder == 1; }
+  static void at(mproc::core::LaneStep) noexcept {}
+};
+
+using Queue = mproc::core::LaneQueue<mproc::detail::SharedFutex, OnlyMeAlive>;
+
+struct Party {
+  Queue& queue;
+  std::uint32_t lane = Queue::kSharedLane;
+  std::size_t sink = 0;
+
+  void push(std::size_t size) {
+    (void)queue.try_push(lane, OnlyMeAlive::kProducer, size,
+                         [](std::span<std::byte> out) { std::memset(out.data(), 0x5a, out.size()); });
+  }
+  void push_fixed(std::uint64_t value) {
+    // The fast path's contract: an owned lane the caller holds (never the shared one).
+    if (lane == Queue::kSharedLane || !queue.holds(lane, OnlyMeAlive::kProducer)) {
+      lane = queue.lane_for(OnlyMeAlive::kProducer);
+      if (lane == Queue::kSharedLane) return;
+    }
+    (void)queue.try_push_fixed<8>(lane, &value);
+  }
+  void pop() {
+    (void)queue.try_pop([&](std::span<const std::byte> m) {
+      for (std::byte b : m) sink += static_cast<std::size_t>(b);
+    });
+  }
+  void pop_fixed() {
+    std::uint64_t out = 0;
+    if (queue.try_pop_fixed<8>(&out)) sink += out;
+  }
+  void observe(std::uint64_t value) {
+    sink += queue.approximate_size() + queue.any_unread() + queue.has_room(lane, value % 1024);
+  }
+};
+
+std::unique_ptr<Queue> make(Region& region, std::uint32_t lanes, std::uint32_t capacity) {
+  if (!Queue::create(region, lanes, capacity)) return nullptr;
+  return Queue::attach(region);
+}
+
+void fuzz_overwrite(std::span<const std::uint8_t> input, std::uint32_t lanes, std::uint32_t capacity) {
+  Region region(Queue::region_size(lanes, capacity));
+  if (!Queue::create(region, lanes, capacity)) return;
+  std::memcpy(region.data(), input.data(), std::min(input.size(), region.size()));
+  auto queue = Queue::attach(region);
+  if (!queue) return;
+  // The geometry was accepted: it must describe memory inside the region.
+  if (Queue::region_size(queue->lanes(), queue->capacity()) > region.size()) __builtin_trap();
+  Party party{*queue};
+  for (int i = 0; i < 6; ++i) {
+    party.pop();
+    party.pop_fixed();
+    party.push(static_cast<std::size_t>(i) * 13);
+    party.push_fixed(static_cast<std::uint64_t>(i));
+    party.observe(static_cast<std::uint64_t>(i) * 97);
+  }
+  if (party.sink == 1) std::memset(region.data(), 0, 1);  // keeps sink alive
+}
+
+void fuzz_script(std::span<const std::uint8_t> input, std::uint32_t lanes, std::uint32_t capacity) {
+  if (input.empty()) return;
+  const std::size_t steps = std::min<std::size_t>(input[0], (input.size() - 1) / 9);
+  const std::span<const std::uint8_t> script = input.subspan(1, steps * 9);
+  Region region(Queue::region_size(lanes, capacity));
+  auto queue = make(region, lanes, capacity);
+  if (!queue) return;
+  Party party{*queue};
+  for (std::size_t i = 0; i < steps; ++i) {
+    const std::uint8_t action = script[i * 9];
+    std::uint64_t value = 0;
+    std::memcpy(&value, script.data() + i * 9 + 1, sizeof value);
+    switch (action % 6) {
+      case 0: {
+        // A peer's write: 8 bytes at an 8-aligned offset anywhere in the region.
+        const std::size_t offset = ((value >> 32) % (region.size() / 8)) * 8;
+        std::memcpy(region.data() + offset, &value, sizeof value);
+        break;
+      }
+      case 1:
+        party.push(value % (capacity + 16));
+        break;
+      case 2:
+        party.push_fixed(value);
+        break;
+      case 3:
+        party.pop();
+        break;
+      case 4:
+        party.pop_fixed();
+        break;
+      default:
+        party.observe(value);
+        break;
+    }
+  }
+  if (party.sink == 1) std::memset(region.data(), 0, 1);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  const std::uint8_t choice = data[0];
+  const std::span<const std::uint8_t> rest(data + 1, size - 1);
+  const std::uint32_t lanes = 1 + (choice & 3);
+  const std::uint32_t capacity = 1U << (7 + ((choice >> 2) & 3));
+  if ((choice & 0x80) == 0) {
+    fuzz_overwrite(rest, lanes, capacity);
+  } else {
+    fuzz_script(rest, lanes, capacity);
+  }
+  return 0;
+}
