@@ -367,6 +367,61 @@ TEST(Liveness, IdentitiesTellTheLivingFromTheDeadAndFromNewcomers) {
   EXPECT_FALSE(mproc::detail::process_alive(zombie));
 }
 
+// A process whose main thread called pthread_exit is a zombie in /proc/<pid>/stat while its other
+// threads run on: it still runs (a robust lock it holds must not be taken), its main thread does
+// not (a lane it owned may be), and once the last thread exits, the process does not either.
+TEST(Liveness, AProcessWhoseMainThreadExitedRunsOnInItsOtherThreads) {
+  int tids[2];
+  int release[2];
+  ASSERT_EQ(::pipe(tids), 0);
+  ASSERT_EQ(::pipe(release), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::close(tids[0]);
+    ::close(release[1]);
+    std::thread([out = tids[1], in = release[0]] {
+      const auto tid = static_cast<pid_t>(::syscall(SYS_gettid));
+      (void)!::write(out, &tid, sizeof tid);
+      char c;
+      (void)!::read(in, &c, 1);  // until the parent closes its end
+      _exit(0);
+    }).detach();
+    // The main thread's own exit, as pthread_exit's, without unwinding through the test framework.
+    ::syscall(SYS_exit, 0);
+  }
+  ::close(tids[1]);
+  ::close(release[0]);
+  pid_t worker = 0;
+  const bool got_tid = ::read(tids[0], &worker, sizeof worker) == static_cast<ssize_t>(sizeof worker);
+  const auto state_of = [&] {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto paren = line.rfind(')');
+    return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
+  };
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (state_of() != 'Z' && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  const char state = state_of();
+  const bool process_runs = mproc::detail::process_alive(static_cast<std::uint32_t>(child));
+  const bool main_runs =
+      mproc::detail::thread_alive(static_cast<std::uint32_t>(child), static_cast<std::uint32_t>(child));
+  const bool worker_runs =
+      mproc::detail::thread_alive(static_cast<std::uint32_t>(child), static_cast<std::uint32_t>(worker));
+  ::close(release[1]);  // the worker exits, and with it the process
+  while (::waitid(P_PID, static_cast<id_t>(child), nullptr, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+  }
+  const bool zombie_runs = mproc::detail::process_alive(static_cast<std::uint32_t>(child));
+  ::waitpid(child, nullptr, 0);
+  ::close(tids[0]);
+  ASSERT_TRUE(got_tid);
+  ASSERT_EQ(state, 'Z') << "the main thread's exit did not show in /proc: the test shows nothing";
+  EXPECT_TRUE(process_runs);
+  EXPECT_FALSE(main_runs);
+  EXPECT_TRUE(worker_runs);
+  EXPECT_FALSE(zombie_runs);
+}
+
 // The lock core with threads: the same code that runs across processes, here where
 // ThreadSanitizer can see it (build with MPROC_SANITIZE=thread).
 TEST(RobustLockWord, ThreadsNeverShareTheCriticalSection) {

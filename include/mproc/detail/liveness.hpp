@@ -26,7 +26,8 @@ inline std::uint64_t cached_process_identity() noexcept {
 }
 
 /// Whether the process with this identity still runs: false once it has exited (a zombie
-/// counts as exited) or its pid belongs to a process started at another time.
+/// counts as exited, but not a process whose main thread alone exited while other threads run)
+/// or its pid belongs to a process started at another time.
 MPROC_API bool process_alive(std::uint64_t identity) noexcept;
 
 /// Whether thread `tid` of process `pid` still runs: false once the thread has exited or its

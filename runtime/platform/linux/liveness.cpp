@@ -60,6 +60,25 @@ StatRead read_stat(std::uint32_t pid, StatFields& out) noexcept {
   return StatRead::ok;
 }
 
+// Whether process `pid`, whose main thread is a zombie, still runs other threads: a main thread
+// that called pthread_exit stays a zombie while they do, and /proc/<pid>/stat (the main thread's)
+// then says 'Z' for a process that is very much alive. Unreadable: assumed to (a live owner is
+// never declared dead because /proc could not be read).
+bool other_threads_run(std::uint32_t pid) noexcept {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%u/status", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno != ENOENT && errno != ESRCH;
+  char buf[4096];
+  const ssize_t n = platform::retry_eintr([&] { return ::read(fd, buf, sizeof buf - 1); });
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  const char* threads = std::strstr(buf, "\nThreads:");
+  if (threads == nullptr) return true;
+  return std::strtoul(threads + std::strlen("\nThreads:"), nullptr, 10) > 1;
+}
+
 std::uint64_t compute_identity() noexcept {
   const auto pid = static_cast<std::uint32_t>(::getpid());
   StatFields self;
@@ -102,20 +121,34 @@ bool process_alive(std::uint64_t identity) noexcept {
     case StatRead::ok:
       break;
   }
-  if (st.state == 'Z' || st.state == 'X') return false;  // exited, not yet reaped
-  return stamp == 0 || static_cast<std::uint32_t>(st.start_time) == stamp;
+  if (stamp != 0 && static_cast<std::uint32_t>(st.start_time) != stamp) return false;  // a newcomer
+  if (st.state == 'X') return false;
+  // A zombie main thread: exited and not yet reaped, unless other threads still run.
+  return st.state != 'Z' || other_threads_run(pid);
 }
 
 bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept {
   // tgkill with signal 0 checks that thread tid belongs to process pid and exists (EPERM: it
   // does, under another user). A thread other than the main one is gone from the kernel as soon
   // as it exits, so that answer is final. The main thread stays, as a zombie, until the process
-  // is reaped (and while its other threads run, if it called pthread_exit), so for it the
-  // process is asked whether it has exited (pid only: no stamp).
+  // is reaped (and while its other threads run, if it called pthread_exit), so for it the state
+  // is read.
   if (::syscall(SYS_tgkill, static_cast<pid_t>(pid), static_cast<pid_t>(tid), 0) != 0 && errno != EPERM) {
     return false;
   }
-  return tid != pid || process_alive(pid);
+  if (tid != pid) return true;
+  // The main thread: /proc/<pid>/stat is its own state (a zombie once it exited, even while its
+  // process runs on in other threads).
+  StatFields st;
+  switch (read_stat(pid, st)) {
+    case StatRead::no_such_process:
+      return false;
+    case StatRead::unreadable:
+      return true;
+    case StatRead::ok:
+      break;
+  }
+  return st.state != 'Z' && st.state != 'X';
 }
 
 std::uint32_t thread_id() noexcept {
