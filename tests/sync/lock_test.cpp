@@ -13,6 +13,8 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -403,7 +405,21 @@ TEST(Liveness, AProcessWhoseMainThreadExitedRunsOnInItsOtherThreads) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (state_of() != 'Z' && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
   const char state = state_of();
-  const bool process_runs = mproc::detail::process_alive(static_cast<std::uint32_t>(child));
+  // The child's full identity, stamp included (its start time, field 22 of its stat).
+  const auto identity = [&] {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    std::istringstream fields(line.substr(line.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 22 && fields >> field; ++i) {
+    }
+    return (std::uint64_t{static_cast<std::uint32_t>(std::stoull(field))} << 32) |
+           static_cast<std::uint32_t>(child);
+  }();
+  const bool process_runs = mproc::detail::process_alive(static_cast<std::uint32_t>(child)) &&
+                            mproc::detail::process_alive(identity) &&
+                            !mproc::detail::process_alive(identity ^ (std::uint64_t{1} << 40));
   const bool main_runs =
       mproc::detail::thread_alive(static_cast<std::uint32_t>(child), static_cast<std::uint32_t>(child));
   const bool worker_runs =
@@ -477,6 +493,12 @@ struct CountingFutex {
   static inline std::atomic<bool> long_slices{false};
   static constexpr auto kLongSlice = 2s;
 
+  // Each test starts from zero counts and no knobs (the statics outlive a test under --gtest_repeat).
+  static void reset() {
+    waits = timeouts = stalls = wakes = empty_wakes = 0;
+    swallow_wakes = slow_way_in = long_slices = false;
+  }
+
   static mproc::detail::FutexWaitResult wait(const std::atomic<std::uint32_t>& w, std::uint32_t e) noexcept {
     ++waits;
     return mproc::detail::futex_wait(w, e);
@@ -507,23 +529,29 @@ struct AlwaysAlive {
 
 // Whether thread `tid` (of this process, or the process `tid` itself) is blocked in futex(2):
 // what a test waits for before it releases, so that the waiter is really asleep in the kernel.
-bool in_futex_call(pid_t tid) {
+// nullopt when /proc/<tid>/syscall cannot be read (it needs ptrace access to another process:
+// Yama's ptrace_scope 2 or 3, some sandboxes).
+std::optional<bool> in_futex_call(pid_t tid) {
   std::ifstream syscall("/proc/" + std::to_string(tid) + "/syscall");
-  long number = -1;
-  return (syscall >> number) && number == SYS_futex;
+  std::string first;  // the system call's number, or "running"
+  if (!(syscall >> first)) return std::nullopt;
+  return first == std::to_string(SYS_futex);
 }
 
-bool eventually_in_futex_call(pid_t tid) {
+// Waits (up to 10 s) until tid is in futex(2); nullopt as above.
+std::optional<bool> eventually_in_futex_call(pid_t tid) {
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!in_futex_call(tid)) {
+  for (;;) {
+    const auto in = in_futex_call(tid);
+    if (!in || *in) return in;
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(1ms);
   }
-  return true;
 }
 
 TEST(RobustLockWord, AnUnlockWithNobodyAsleepMakesNoSystemCall) {
   using Futex = CountingFutex<1>;
+  Futex::reset();
   mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
   for (int i = 0; i < 10000; ++i) {
     ASSERT_TRUE(word.try_lock(7));
@@ -542,6 +570,7 @@ TEST(RobustLockWord, AnUnlockWithNobodyAsleepMakesNoSystemCall) {
 // the token back.
 template <class Futex>
 void expect_sleepers_woken(bool slow_way_in) {
+  Futex::reset();
   Futex::slow_way_in = slow_way_in;
   Futex::long_slices = true;
   mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
@@ -581,6 +610,7 @@ TEST(RobustLockWord, SleepersOnTheirWayInAreNotLeftAsleep) {
 // token, and wake-ups work again.
 TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
   using Futex = CountingFutex<3>;
+  Futex::reset();
   mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
   ASSERT_TRUE(word.try_lock(1));
   std::atomic<pid_t> sleeper_tid{0};
@@ -597,7 +627,7 @@ TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
     EXPECT_TRUE(word.unlock());
   });
   while (sleeper_tid.load() == 0) std::this_thread::sleep_for(1ms);
-  ASSERT_TRUE(eventually_in_futex_call(sleeper_tid.load()));
+  ASSERT_EQ(eventually_in_futex_call(sleeper_tid.load()), true);  // a thread of ours: always readable
   Futex::swallow_wakes = true;
   ASSERT_TRUE(word.unlock());  // the wake is "delivered" to nobody: the token stays taken
   while (phase.load() != 1) std::this_thread::sleep_for(1ms);
@@ -607,7 +637,7 @@ TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
   Futex::long_slices = true;
   while (!word.try_lock(1)) std::this_thread::sleep_for(1ms);
   again = true;
-  ASSERT_TRUE(eventually_in_futex_call(sleeper_tid.load()));
+  ASSERT_EQ(eventually_in_futex_call(sleeper_tid.load()), true);
   const int wakes_before = Futex::wakes.load();
   ASSERT_TRUE(word.unlock());
   EXPECT_EQ(Futex::wakes.load(), wakes_before + 1) << "the unlock did not wake the parked sleeper";
@@ -616,11 +646,43 @@ TEST(RobustLockWord, ALostWakeCostsOneSliceNotTheLock) {
   EXPECT_EQ(Futex::stalls.load(), 0);
 }
 
+// A woken sleeper that dies before handing the token back, with no other sleeper whose slice could
+// run out: the unlocks themselves recover the token (every 1024 absorbed). Here the "dead"
+// sleeper is a swallowed wake, and the live sleeper's slice is stretched to 2 s, so only that
+// recovery can wake it in time.
+TEST(RobustLockWord, UnlocksRecoverATokenNobodyHandsBack) {
+  using Futex = CountingFutex<6>;
+  Futex::reset();
+  Futex::long_slices = true;
+  mproc::core::RobustLockWord<Futex, AlwaysAlive> word;
+  ASSERT_TRUE(word.try_lock(1));
+  std::atomic<pid_t> sleeper_tid{0};
+  std::atomic<bool> took{false};
+  std::thread sleeper([&] {
+    sleeper_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    EXPECT_EQ(word.lock(2, std::nullopt), mproc::core::LockResult::acquired);
+    took = true;
+    EXPECT_TRUE(word.unlock());
+  });
+  while (sleeper_tid.load() == 0) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(eventually_in_futex_call(sleeper_tid.load()), true);
+  Futex::swallow_wakes = true;
+  ASSERT_TRUE(word.unlock());  // the token is taken for a wake nobody receives
+  Futex::swallow_wakes = false;
+  for (int i = 0; i < 1100 && !took.load(); ++i) {
+    if (word.try_lock(1)) ASSERT_TRUE(word.unlock());
+  }
+  sleeper.join();
+  EXPECT_TRUE(took.load());
+  EXPECT_EQ(Futex::stalls.load(), 0) << "the sleeper waited out its slice: the token was not recovered";
+}
+
 // A waiter killed while it sleeps leaves its counts behind; they only filter wakes, so nothing
 // hangs, but every later unlock would make a FUTEX_WAKE that finds nobody. The first such wake
 // takes back the counts of the dead (the sleeper slots).
 TEST(RobustLockWord, AKilledSleepersCountsAreTakenBack) {
   using Futex = CountingFutex<5>;
+  Futex::reset();
   using Word = mproc::core::RobustLockWord<Futex>;
   void* memory = ::mmap(nullptr, sizeof(Word), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(memory, MAP_FAILED);
@@ -632,10 +694,15 @@ TEST(RobustLockWord, AKilledSleepersCountsAreTakenBack) {
     _exit(0);
   }
   ASSERT_GT(child, 0);
-  const bool parked = eventually_in_futex_call(child) && word->sleepers_snapshot() == 1;
+  const std::optional<bool> in_kernel = eventually_in_futex_call(child);
+  const bool counted = word->sleepers_snapshot() == 1;
   ::kill(child, SIGKILL);
   ::waitpid(child, nullptr, 0);
-  ASSERT_TRUE(parked);
+  if (!in_kernel) {
+    ::munmap(memory, sizeof(Word));
+    GTEST_SKIP() << "/proc/<pid>/syscall of a child is not readable here (ptrace_scope)";
+  }
+  ASSERT_TRUE(*in_kernel && counted);
   EXPECT_EQ(word->sleepers_snapshot(), 1u);  // the dead sleeper's count
   ASSERT_TRUE(word->unlock());               // finds nobody in the kernel, takes the counts back
   EXPECT_EQ(word->sleepers_snapshot(), 0u);

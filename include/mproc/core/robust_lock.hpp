@@ -144,9 +144,7 @@ class RobustLockWord {
       // The slice (or the deadline) ran out without a wake. If the token is taken, its sleeper may
       // have died before handing it back: free it, and wake one sleeper for the unlocks it
       // absorbed. Sleepers that died leave their counts behind: take those back too.
-      // [sync:lock.waking] seq_cst RMW: as above.
-      if (waking_.exchange(0, std::memory_order_seq_cst) != 0) Futex::wake(low_half(), 1);
-      reclaim_dead_sleepers(false);
+      recover_token();
       if (!Liveness::alive(seen)) {
         // [sync:lock.handoff] acquire on success: the dead owner released nothing; what it wrote
         // before dying is as visible as it will ever be.
@@ -210,14 +208,22 @@ class RobustLockWord {
     // [sync:lock.parked] seq_cst RMW: a read ordered after U1; pairs with a sleeper's P1.
     if (parked_.fetch_add(0, std::memory_order_seq_cst) == 0) return;
     // [sync:lock.waking] seq_cst RMW: orders U1 before the token's next holder reads the word.
-    if (waking_.fetch_add(1, std::memory_order_seq_cst) != 0) return;
+    const std::uint32_t absorbed = waking_.fetch_add(1, std::memory_order_seq_cst);
+    if (absorbed != 0) {
+      // A woken sleeper has yet to run. After 1024 unlocks without one, it may have died before
+      // handing the token back, with nobody else asleep to let a slice run out: recover here.
+      if (absorbed % 1024 == 1023) recover_token();
+      return;
+    }
+    bool reclaimed = false;
     for (;;) {
       if (Futex::wake(low_half(), 1) != 0) return;  // the woken sleeper hands the token back
       // Nobody in the kernel although parked_ says someone is at the futex call: on its way in,
-      // or killed there. Take back the counts of the dead (a sleeper of another process marked
-      // parked costs a /proc read; the healthy case, a sleeper a few instructions from the
-      // kernel, is rare on this path).
-      reclaim_dead_sleepers(true);
+      // or killed there. Take back the counts of the dead, once per call (a sleeper of another
+      // process marked parked costs a /proc read; the healthy case, a sleeper a few instructions
+      // from the kernel, is rare on this path).
+      if (!reclaimed) reclaim_dead_sleepers(true);
+      reclaimed = true;
       // [sync:lock.waking] seq_cst RMW: as above.
       if (waking_.exchange(0, std::memory_order_seq_cst) <= 1) return;
       // [sync:lock.waking] seq_cst RMW: as above.
@@ -238,6 +244,7 @@ class RobustLockWord {
   class SleeperSlot {
    public:
     SleeperSlot(RobustLockWord& lock, std::uint64_t self) noexcept : lock_(lock), self_(self) {
+      if (self_ == 0) return;  // no identity to record (a test's liveness policy)
       for (auto& slot : lock_.slots_) {
         std::uint64_t expected = 0;
         // relaxed: the slot is a record for reclaim_dead_sleepers(), which orders nothing by it.
@@ -263,6 +270,16 @@ class RobustLockWord {
     std::uint64_t self_;
     std::atomic<std::uint64_t>* slot_ = nullptr;
   };
+
+  // What a slice that ran out (or a token held through 1024 unlocks) calls for: the token's
+  // sleeper may have died before handing it back, so free it and wake one sleeper for the unlocks
+  // it absorbed; and take back the counts of sleepers that died. A live woken sleeper that has
+  // not run yet only costs one needless wake.
+  void recover_token() noexcept {
+    reclaim_dead_sleepers(false);
+    // [sync:lock.waking] seq_cst RMW: as in wake_one().
+    if (waking_.exchange(0, std::memory_order_seq_cst) != 0) Futex::wake(low_half(), 1);
+  }
 
   // Takes back the counts of recorded sleepers whose process no longer runs. `parked_only`: look
   // only at slots marked parked (what a wake that found nobody can blame).

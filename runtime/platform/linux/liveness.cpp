@@ -23,16 +23,29 @@ std::atomic<std::uint64_t> process_identity_cache{0};
 namespace {
 
 struct StatFields {
+  unsigned long pid = 0;  // field 1: this /proc's number for the process
   char state = '?';
+  unsigned long num_threads = 0;
   unsigned long long start_time = 0;
 };
 
+// Set when /proc/self/stat names another pid than getpid(): /proc belongs to another pid
+// namespace, so /proc/<pid> may describe an unrelated process, and liveness falls back to kill.
+std::atomic<bool> g_foreign_proc{false};
+
+// Whether the kernel knows a process `pid` (EPERM: it does, under another user). Unlike /proc,
+// not hidden by hidepid, an absent /proc or another namespace's /proc; blind to pid reuse.
+bool pid_exists(std::uint32_t pid) noexcept {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
 enum class StatRead { ok, no_such_process, unreadable };
 
-// Reads /proc/<pid>/stat (or /proc/self/stat for pid 0): the state (field 3) and the start time
-// in clock ticks (field 22). comm (field 2) may contain spaces and parentheses, so fields are
-// counted from the last ')'. Only a missing entry means "no such process": a read that fails for
-// another reason (no descriptors left, /proc hidden or absent) says nothing about the process.
+// Reads /proc/<pid>/stat (or /proc/self/stat for pid 0): the pid (field 1), the state (field 3),
+// the number of threads (field 20) and the start time in clock ticks (field 22). comm (field 2) may contain
+// spaces and parentheses, so fields are counted from the last ')'. Only a missing entry means "no such
+// process": a read that fails for another reason (no descriptors left, /proc hidden or absent) says nothing
+// about the process.
 StatRead read_stat(std::uint32_t pid, StatFields& out) noexcept {
   char path[32];
   if (pid == 0) {
@@ -51,32 +64,16 @@ StatRead read_stat(std::uint32_t pid, StatFields& out) noexcept {
   buf[n] = '\0';
   const char* p = std::strrchr(buf, ')');
   if (p == nullptr || p[1] != ' ') return StatRead::unreadable;
+  out.pid = std::strtoul(buf, nullptr, 10);
   out.state = p[2];
   int field = 3;
   for (p += 2; *p != '\0' && field < 22; ++p) {
-    if (*p == ' ') ++field;
+    if (*p != ' ') continue;
+    ++field;
+    if (field == 20) out.num_threads = std::strtoul(p + 1, nullptr, 10);
   }
   out.start_time = std::strtoull(p, nullptr, 10);
   return StatRead::ok;
-}
-
-// Whether process `pid`, whose main thread is a zombie, still runs other threads: a main thread
-// that called pthread_exit stays a zombie while they do, and /proc/<pid>/stat (the main thread's)
-// then says 'Z' for a process that is very much alive. Unreadable: assumed to (a live owner is
-// never declared dead because /proc could not be read).
-bool other_threads_run(std::uint32_t pid) noexcept {
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%u/status", pid);
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno != ENOENT && errno != ESRCH;
-  char buf[4096];
-  const ssize_t n = platform::retry_eintr([&] { return ::read(fd, buf, sizeof buf - 1); });
-  ::close(fd);
-  if (n <= 0) return true;
-  buf[n] = '\0';
-  const char* threads = std::strstr(buf, "\nThreads:");
-  if (threads == nullptr) return true;
-  return std::strtoul(threads + std::strlen("\nThreads:"), nullptr, 10) > 1;
 }
 
 std::uint64_t compute_identity() noexcept {
@@ -85,6 +82,11 @@ std::uint64_t compute_identity() noexcept {
   // /proc/self, not /proc/<pid>: /proc may belong to another pid namespace. Unreadable: stamp 0,
   // which process_alive() treats as "pid only".
   if (read_stat(0, self) != StatRead::ok) self.start_time = 0;
+  if (self.pid != 0 && self.pid != pid) {
+    // relaxed: a process-wide setting, the same from every thread that computes it.
+    g_foreign_proc.store(true, std::memory_order_relaxed);
+    self.start_time = 0;  // another namespace's numbers: pid only
+  }
   return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(self.start_time)) << 32) | pid;
 }
 
@@ -110,21 +112,24 @@ std::uint64_t process_identity() noexcept {
 bool process_alive(std::uint64_t identity) noexcept {
   const auto pid = static_cast<std::uint32_t>(identity);
   const auto stamp = static_cast<std::uint32_t>(identity >> 32);
+  (void)process_identity();  // learns whether /proc is this namespace's
+  // relaxed: set before, by this thread's own call above or another's.
+  if (g_foreign_proc.load(std::memory_order_relaxed)) return pid_exists(pid);
   StatFields st;
   switch (read_stat(pid, st)) {
     case StatRead::no_such_process:
-      return false;
     case StatRead::unreadable:
-      // Never declare a live owner dead because /proc could not be read: ask the kernel whether
-      // the pid exists at all (EPERM: it exists, under another user).
-      return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+      // Never declare a live owner dead because /proc could not tell: a missing entry may be
+      // hidepid or an empty /proc, so the kernel has the last word.
+      return pid_exists(pid);
     case StatRead::ok:
       break;
   }
   if (stamp != 0 && static_cast<std::uint32_t>(st.start_time) != stamp) return false;  // a newcomer
   if (st.state == 'X') return false;
-  // A zombie main thread: exited and not yet reaped, unless other threads still run.
-  return st.state != 'Z' || other_threads_run(pid);
+  // A zombie main thread: exited and not yet reaped, unless other threads still run (a main
+  // thread that called pthread_exit stays a zombie while they do; field 20 counts them).
+  return st.state != 'Z' || st.num_threads > 1;
 }
 
 bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept {
@@ -140,14 +145,8 @@ bool thread_alive(std::uint32_t pid, std::uint32_t tid) noexcept {
   // The main thread: /proc/<pid>/stat is its own state (a zombie once it exited, even while its
   // process runs on in other threads).
   StatFields st;
-  switch (read_stat(pid, st)) {
-    case StatRead::no_such_process:
-      return false;
-    case StatRead::unreadable:
-      return true;
-    case StatRead::ok:
-      break;
-  }
+  // relaxed: as in process_alive.
+  if (g_foreign_proc.load(std::memory_order_relaxed) || read_stat(pid, st) != StatRead::ok) return true;
   return st.state != 'Z' && st.state != 'X';
 }
 
