@@ -91,8 +91,15 @@ class LaneQueue {
   static constexpr std::uint32_t kMaxLanes = 256;
   /// How long a lock (a lane's consumer lock, the shared lane's producer lock) may stay with one
   /// holder before a party that wants it asks whether the holder still runs. Holders keep these
-  /// locks for one record, so a longer hold means a descheduled or dead one.
-  static constexpr std::chrono::milliseconds kHolderPatience{2};
+  /// locks for one record, so a longer hold means a descheduled or dead one. A policy may set its
+  /// own (the fuzzer's, for which every other party is dead, sets 0).
+  static constexpr std::chrono::milliseconds kHolderPatience = [] {
+    if constexpr (requires { Policy::kHolderPatience; }) {
+      return std::chrono::milliseconds{Policy::kHolderPatience};
+    } else {
+      return std::chrono::milliseconds{2};
+    }
+  }();
   /// Pops from one lane before a consumer's next pop starts at the next lane: a lane that never
   /// empties does not starve the others.
   static constexpr std::uint32_t kStreak = 64;
@@ -335,6 +342,18 @@ class LaneQueue {
           shared_->not_empty->wait_slice([&] { return any_unread() || stop(); }, deadline, kWaitSlice);
       if (!in_time) return scan(consume).status;
     }
+  }
+
+  /// A racy observer for tests and the fuzzer: is every consumer lock and the shared lane's
+  /// producer lock free now? (Each operation leaves them so; only one caught mid-way holds one.)
+  [[nodiscard]] bool locks_free_snapshot() const noexcept {
+    // relaxed: stale as soon as it is read; orders nothing.
+    if (owner(kSharedLane).load(std::memory_order_relaxed) != 0) return false;
+    for (const Lane& lane : lanes_) {
+      // relaxed: as above.
+      if (lane.words->consumer->load(std::memory_order_relaxed) != 0) return false;
+    }
+    return true;
   }
 
   /// A racy peek: has any lane published a record nobody consumed? @concurrent any
