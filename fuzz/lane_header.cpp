@@ -28,25 +28,12 @@
 #include <span>
 #include <utility>
 
+#include "fuzz_region.hpp"
 #include "mproc/core/lane_queue.hpp"
 
 namespace {
 
-// A zero-filled region aligned as the queue's words are (alignas(kCacheLine)), as a mapping is.
-struct Region {
-  explicit Region(std::size_t n) : bytes(static_cast<std::byte*>(::operator new(n, kAlign))), size_(n) {
-    std::memset(bytes.get(), 0, n);
-  }
-  std::byte* data() const noexcept { return bytes.get(); }
-  std::size_t size() const noexcept { return size_; }
-  operator std::span<std::byte>() const noexcept { return {bytes.get(), size_}; }
-  static constexpr std::align_val_t kAlign{mproc::kCacheLine};
-  struct Free {
-    void operator()(std::byte* p) const noexcept { ::operator delete(p, kAlign); }
-  };
-  std::unique_ptr<std::byte, Free> bytes;
-  std::size_t size_;
-};
+using mproc_fuzz::Region;
 
 // This process is producer thread 7 of pid 1 and consumer 1; every other identity is dead, so a
 // lock word a stranger holds is taken at its second sighting, without waiting for the wall clock.

@@ -19,26 +19,13 @@
 #include <span>
 #include <vector>
 
+#include "fuzz_region.hpp"
 #include "mproc/core/mpmc_ring.hpp"
 #include "mproc/core/spsc_ring.hpp"
 
 namespace {
 
-// A zero-filled region aligned as the rings' headers are (alignas(kCacheLine)), as a mapping is.
-struct Region {
-  explicit Region(std::size_t n) : bytes(static_cast<std::byte*>(::operator new(n, kAlign))), size_(n) {
-    std::memset(bytes.get(), 0, n);
-  }
-  std::byte* data() const noexcept { return bytes.get(); }
-  std::size_t size() const noexcept { return size_; }
-  operator std::span<std::byte>() const noexcept { return {bytes.get(), size_}; }
-  static constexpr std::align_val_t kAlign{mproc::kCacheLine};
-  struct Free {
-    void operator()(std::byte* p) const noexcept { ::operator delete(p, kAlign); }
-  };
-  std::unique_ptr<std::byte, Free> bytes;
-  std::size_t size_;
-};
+using mproc_fuzz::Region;
 
 // A liveness policy for which every claimant is dead: recover() then acts on everything it finds.
 struct AllDead {

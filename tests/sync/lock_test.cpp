@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -395,28 +396,26 @@ TEST(Liveness, AProcessWhoseMainThreadExitedRunsOnInItsOtherThreads) {
   ::close(release[0]);
   pid_t worker = 0;
   const bool got_tid = ::read(tids[0], &worker, sizeof worker) == static_cast<ssize_t>(sizeof worker);
-  const auto state_of = [&] {
+  // Field n (3 or more, counted after the command name) of the child's /proc/<pid>/stat; "" if gone.
+  const auto stat_field = [&](int n) {
     std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
     std::string line;
     std::getline(stat, line);
     const auto paren = line.rfind(')');
-    return paren == std::string::npos || paren + 2 >= line.size() ? '?' : line[paren + 2];
+    std::istringstream fields(paren == std::string::npos ? std::string() : line.substr(paren + 1));
+    std::string field;
+    for (int i = 3; i <= n && fields >> field; ++i) {
+    }
+    return field;
   };
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (state_of() != 'Z' && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
-  const char state = state_of();
-  // The child's full identity, stamp included (its start time, field 22 of its stat).
-  const auto identity = [&] {
-    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    std::istringstream fields(line.substr(line.rfind(')') + 2));
-    std::string field;
-    for (int i = 3; i <= 22 && fields >> field; ++i) {
-    }
-    return (std::uint64_t{static_cast<std::uint32_t>(std::stoull(field))} << 32) |
-           static_cast<std::uint32_t>(child);
-  }();
+  while (stat_field(3) != "Z" && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  const char state = stat_field(3).empty() ? '?' : stat_field(3)[0];
+  // The child's full identity, stamp included (its start time, field 22).
+  const std::uint64_t identity =
+      (std::uint64_t{static_cast<std::uint32_t>(std::strtoull(stat_field(22).c_str(), nullptr, 10))} << 32) |
+      static_cast<std::uint32_t>(child);
   const bool process_runs = mproc::detail::process_alive(static_cast<std::uint32_t>(child)) &&
                             mproc::detail::process_alive(identity) &&
                             !mproc::detail::process_alive(identity ^ (std::uint64_t{1} << 40));
